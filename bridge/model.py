@@ -1,0 +1,184 @@
+"""The domain vocabulary: priorities, alert snapshots, incidents, timeline events, effects.
+
+Plain dataclasses with no I/O, shared by the engine, the store, the renderer and the adapters.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+class Priority(enum.StrEnum):
+    """Incident priority P0 (critical) .. P3 (low); a lower number is more urgent."""
+
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+    @property
+    def rank(self) -> int:
+        """0 for P0 .. 3 for P3."""
+        return int(self.value[1])
+
+    def outranks(self, other: Priority) -> bool:
+        """True when this priority is strictly more urgent than ``other``."""
+        return self.rank < other.rank
+
+    @staticmethod
+    def highest(*priorities: Priority) -> Priority:
+        """The most urgent of the given priorities."""
+        return min(priorities, key=lambda p: p.rank)
+
+
+AlertStatus = Literal["firing", "resolved"]
+IncidentState = Literal["open", "resolved"]
+IncidentKind = Literal["incident", "maint"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSnapshot:
+    """One alert as an Alertmanager notification showed it."""
+
+    fingerprint: str
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A parsed Alertmanager webhook (payload version 4)."""
+
+    receiver: str
+    status: AlertStatus
+    alerts: tuple[AlertSnapshot, ...]
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    external_url: str
+    group_key: str
+    truncated_alerts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The priority of one alert and the rule that decided it."""
+
+    priority: Priority
+    rule: str
+    maintenance: bool = False
+    maintenance_type: str = "perfective"
+
+
+@dataclass(slots=True)
+class AlertState:
+    """What the bridge knows about one alert of an incident, merged across snapshots."""
+
+    fingerprint: str
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    priority: Priority
+    rule: str
+    last_seen_at: datetime
+    # Resolved because a complete snapshot no longer listed it, not because Alertmanager said so;
+    # a later firing snapshot of the same episode may revive it.
+    resolved_by_absence: bool = False
+
+
+@dataclass(slots=True)
+class Incident:
+    """One incident (or maintenance request): the state of one Alertmanager alert group."""
+
+    key: str  # sha256 hex of the identity string; the marker's key=
+    identity: str
+    kind: IncidentKind
+    receiver: str
+    group_key: str
+    group_labels: dict[str, str]
+    state: IncidentState
+    priority: Priority
+    priority_rule: str
+    summary: str
+    opened_at: datetime
+    earliest_starts_at: datetime
+    respond_by: datetime | None
+    resolve_by: datetime | None
+    alerts: dict[str, AlertState] = field(default_factory=dict)
+    common_labels: dict[str, str] = field(default_factory=dict)
+    common_annotations: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    maintenance_type: str = "perfective"
+    truncated_alerts: int = 0
+    resolved_at: datetime | None = None
+    resolution: str | None = None  # "alerts" | "manual"
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    # A human closed the issue: stay resolved until an alert starts firing anew (new startsAt).
+    manual_hold: bool = False
+    reopen_count: int = 0
+    event_seq: int = 0
+    id: int | None = None  # store row id, assigned on insert
+    number: int | None = None  # INC-/MAINT- number, assigned on insert
+
+    @property
+    def display_id(self) -> str:
+        """``INC-042`` / ``MAINT-007``; ``INC-???`` before the store numbered it."""
+        prefix = "MAINT" if self.kind == "maint" else "INC"
+        return f"{prefix}-{self.number:03d}" if self.number is not None else f"{prefix}-???"
+
+    def firing_alerts(self) -> list[AlertState]:
+        """Firing alerts, oldest first."""
+        return sorted(
+            (a for a in self.alerts.values() if a.status == "firing"),
+            key=lambda a: (a.starts_at, a.fingerprint),
+        )
+
+
+EventKind = Literal[
+    "opened",
+    "alert_firing",
+    "alert_resolved",
+    "priority_raised",
+    "resolved",
+    "reopened",
+    "effect_failed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One line of an incident's timeline; ``seq`` is unique within the incident."""
+
+    seq: int
+    at: datetime
+    kind: EventKind
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def event_id(self, incident: Incident) -> str:
+        """The id carried by comment markers: ``INC-042.3``."""
+        return f"{incident.display_id}.{self.seq}"
+
+
+EffectKind = Literal["github.sync", "github.comment"]
+
+
+@dataclass(frozen=True, slots=True)
+class EffectSpec:
+    """An outside action the engine asks for; the store turns it into an outbox row."""
+
+    kind: EffectKind
+    payload: dict[str, Any] = field(default_factory=dict)
+    # Comments refer to the event that caused them (its seq within the incident).
+    event_seq: int | None = None
