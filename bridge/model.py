@@ -90,7 +90,7 @@ class AlertState:
     generator_url: str
     priority: Priority
     rule: str
-    last_seen_at: datetime
+    updated_at: datetime  # when the bridge last saw this alert change
     # Resolved because a complete snapshot no longer listed it, not because Alertmanager said so;
     # a later firing snapshot of the same episode may revive it.
     resolved_by_absence: bool = False

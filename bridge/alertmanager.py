@@ -1,0 +1,108 @@
+"""The Alertmanager webhook payload (version 4): validation and conversion to the domain model.
+
+Unknown fields are ignored (a field a newer Alertmanager adds must never become a 400, because
+Alertmanager does not retry 4xx); known fields are checked strictly, since a wrong type means the
+sender is not an Alertmanager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from bridge.model import AlertSnapshot, Notification
+
+Labels = dict[StrictStr, StrictStr]
+
+
+class WebhookError(ValueError):
+    """The body is not an Alertmanager v4 webhook; the message is safe to return to the sender."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+
+
+class WebhookAlert(_Model):
+    status: Literal["firing", "resolved"]
+    labels: Labels
+    annotations: Labels = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: StrictStr = ""
+    fingerprint: StrictStr = ""
+
+
+class WebhookPayload(_Model):
+    version: StrictStr
+    receiver: StrictStr
+    status: Literal["firing", "resolved"]
+    alerts: Annotated[list[WebhookAlert], Field(min_length=1)]
+    groupLabels: Labels = Field(default_factory=dict)
+    commonLabels: Labels = Field(default_factory=dict)
+    commonAnnotations: Labels = Field(default_factory=dict)
+    externalURL: StrictStr = ""
+    groupKey: StrictStr
+    truncatedAlerts: Annotated[int, Field(ge=0, strict=True)] = 0
+
+
+def labels_fingerprint(labels: dict[str, str]) -> str:
+    """A stable 16-hex-digit fingerprint for senders that leave ``fingerprint`` out."""
+    canonical = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _ends_at(moment: datetime | None) -> datetime | None:
+    # Alertmanager sends Go's zero time (0001-01-01T00:00:00Z) for "not ended".
+    if moment is None or moment.year <= 1:
+        return None
+    return _aware(moment)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
+
+
+def parse_webhook(body: bytes) -> Notification:
+    """Validate a webhook body and return the notification; raise WebhookError otherwise."""
+    try:
+        payload = WebhookPayload.model_validate_json(body)
+    except ValidationError as error:
+        kinds = {e["type"] for e in error.errors(include_input=False)}
+        if kinds & {"json_invalid", "json_type"}:
+            raise WebhookError("malformed JSON") from None
+        raise WebhookError(f"not an Alertmanager webhook: {_describe(error)}") from None
+    if payload.version != "4":
+        raise WebhookError(f"unsupported webhook version {payload.version[:20]!r}; expected '4'")
+    alerts = tuple(
+        AlertSnapshot(
+            fingerprint=a.fingerprint or labels_fingerprint(a.labels),
+            status=a.status,
+            labels=dict(a.labels),
+            annotations=dict(a.annotations),
+            starts_at=_aware(a.startsAt),
+            ends_at=_ends_at(a.endsAt),
+            generator_url=a.generatorURL,
+        )
+        for a in payload.alerts
+    )
+    return Notification(
+        receiver=payload.receiver,
+        status=payload.status,
+        alerts=alerts,
+        group_labels=dict(payload.groupLabels),
+        common_labels=dict(payload.commonLabels),
+        common_annotations=dict(payload.commonAnnotations),
+        external_url=payload.externalURL,
+        group_key=payload.groupKey,
+        truncated_alerts=payload.truncatedAlerts,
+    )

@@ -1,0 +1,236 @@
+"""The one place where the bridge is wired: ``create_app(config)``.
+
+Resources live in ``cleanup_ctx`` in dependency order: the store, then GitHub and the outbox
+worker. Shutdown runs them backwards: the worker finishes the effect in hand and claims no
+more, then the store closes. ``/readyz`` turns 503 before any of that (see ``cli.serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from pathlib import Path
+
+import github
+import structlog
+from aiohttp import web
+
+from bridge import classify, deadlines
+from bridge.clock import Clock, system_clock
+from bridge.config import Config
+from bridge.engine import Policy
+from bridge.github import render
+from bridge.github.client import (
+    DryRunTracker,
+    GitHubError,
+    IssueTracker,
+    LabelSpec,
+    PyGithubTracker,
+)
+from bridge.github.sync import GitHubSync
+from bridge.ingest import Ingestor
+from bridge.metrics import Metrics
+from bridge.model import Classification, Incident, Priority
+from bridge.outbox import Outbox
+from bridge.rules import Rules
+from bridge.store.base import Store
+from bridge.store.sqlite import SqliteStore
+from bridge.web import alerts, health, incidents, status
+from bridge.web.services import SERVICES, Services
+
+log = structlog.get_logger(__name__)
+
+
+class StartupError(Exception):
+    """The configuration cannot be served (the message names the key)."""
+
+
+TRACKER = web.AppKey("tracker", IssueTracker)
+OUTBOX = web.AppKey("outbox", Outbox)
+
+_SHUTDOWN_DRAIN_SECONDS = 7.0
+
+
+def load_rules(config: Config) -> Rules:
+    """The operator's rules directory when configured, else the bundled rules."""
+    return Rules.load(config.rules_dir) if config.rules_dir else Rules.bundled()
+
+
+def build_policy(config: Config, rules: Rules) -> Policy:
+    """The engine's view of configuration and rules: plain values and pure functions."""
+    hours = config.business_hours.calendar()
+
+    def classify_alert(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Classification:
+        return classify.classify(rules, labels, annotations)
+
+    def respond_by(priority: Priority, start: datetime) -> datetime:
+        return deadlines.respond_by(rules.policy(priority), start, hours)
+
+    def resolve_by(priority: Priority, start: datetime) -> datetime:
+        return deadlines.resolve_by(rules.policy(priority), start, hours)
+
+    return Policy(
+        classify=classify_alert,
+        respond_by=respond_by,
+        resolve_by=resolve_by,
+        reopen_window=config.github.reopen_window,
+        heartbeat_alertname=config.heartbeat.alertname,
+    )
+
+
+def build_render_options(config: Config, rules: Rules) -> render.RenderOptions:
+    styles = {
+        p: render.PriorityStyle(label=rules.policy(p).label, name=rules.policy(p).name)
+        for p in Priority
+    }
+
+    def runbook(incident: Incident) -> render.Runbook | None:
+        alerts = incident.firing_alerts() or list(incident.alerts.values())
+        for alert in sorted(alerts, key=lambda a: a.priority.rank):
+            found = classify.runbook_for(rules, alert.labels, alert.annotations)
+            if found is not None:
+                return render.Runbook(title=found.title, markdown=found.markdown)
+        return None
+
+    return render.RenderOptions(
+        styles=styles,
+        close_on_resolve=config.github.close_on_resolve,
+        extra_labels=tuple(config.github.labels),
+        runbook=runbook,
+    )
+
+
+def label_specs(config: Config, rules: Rules) -> list[LabelSpec]:
+    """Every label the bridge may put on an issue, created at start-up when missing."""
+    specs = [
+        LabelSpec("incident-bridge", "5319e7", "Managed by incident-bridge"),
+        LabelSpec("incident", "b60205", "An incident"),
+        LabelSpec("maintenance-corrective", "d93f0b", "Corrective maintenance: fix defects"),
+        LabelSpec("maintenance-perfective", "0e8a16", "Perfective maintenance: improve"),
+        LabelSpec("maintenance-adaptive", "1d76db", "Adaptive maintenance: environment changes"),
+        LabelSpec("maintenance-preventive", "fbca04", "Preventive maintenance: scheduled"),
+        LabelSpec("resolved", "0e8a16", "Every alert resolved"),
+    ]
+    colors = {
+        Priority.P0: "b60205",
+        Priority.P1: "d93f0b",
+        Priority.P2: "fbca04",
+        Priority.P3: "c2e0c6",
+    }
+    for priority in Priority:
+        policy = rules.policy(priority)
+        specs.append(
+            LabelSpec(policy.label, colors[priority], f"{priority}: {policy.meaning}"[:100])
+        )
+    specs += [LabelSpec(name, "ededed", "incident-bridge label") for name in config.github.labels]
+    return specs
+
+
+def make_tracker(config: Config, metrics: Metrics) -> IssueTracker:
+    gh = config.github
+    if gh.dry_run or gh.repository is None:
+        return DryRunTracker()
+    auth: github.Auth.Auth
+    if gh.token is not None:
+        auth = github.Auth.Token(gh.token.get())
+    else:
+        # The config's cross-field check guarantees all three when no token is set.
+        assert gh.app_id is not None
+        assert gh.installation_id is not None
+        assert gh.private_key is not None
+        app = github.Auth.AppAuth(gh.app_id, gh.private_key.get())
+        auth = app.get_installation_auth(gh.installation_id)
+    return PyGithubTracker(
+        api_url=gh.api_url,
+        repository=gh.repository,
+        auth=auth,
+        timeout=gh.timeout.total_seconds(),
+        metrics=metrics,
+    )
+
+
+def make_store(config: Config, clock: Clock) -> Store:
+    path = config.store.sqlite_path
+    if path is None:
+        raise StartupError("store.url: the PostgreSQL store is not available in this version yet")
+    return SqliteStore(Path(path), clock=clock)
+
+
+async def _ensure_labels(tracker: IssueTracker, specs: list[LabelSpec]) -> None:
+    """Create missing labels; GitHub being down at start-up must not stop the bridge."""
+    delay = 1.0
+    while True:
+        try:
+            await tracker.ensure_labels(specs)
+            return
+        except GitHubError as error:
+            log.warning("github_labels_not_ensured", error=str(error), retry_in=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 300.0)
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Clock = system_clock,
+    tracker: IssueTracker | None = None,
+    rules: Rules | None = None,
+    run_outbox: bool = True,
+) -> web.Application:
+    """The aiohttp application. ``tracker`` replaces GitHub (tests); ``run_outbox=False`` leaves
+    effects for the caller to drive (tests with a fake clock)."""
+    rules = rules or load_rules(config)
+    metrics = Metrics()
+    store = make_store(config, clock)
+    policy = build_policy(config, rules)
+    app = web.Application(client_max_size=config.webhook.max_body_bytes + 1024)
+    the_tracker = tracker or make_tracker(config, metrics)
+    sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock)
+    outbox = Outbox(store, sync.run, clock, metrics)
+    ingestor = Ingestor(store, policy, config.identity, clock, metrics, on_effects=outbox.wake)
+    app[SERVICES] = Services(
+        config=config,
+        clock=clock,
+        metrics=metrics,
+        store=store,
+        ingestor=ingestor,
+        repository="" if config.github.dry_run else the_tracker.repository,
+    )
+    app[TRACKER] = the_tracker
+    app[OUTBOX] = outbox
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        log.info("store_opened", path=str(config.store.sqlite_path))
+        yield
+        await store.close()
+
+    async def github_ctx(app: web.Application) -> AsyncIterator[None]:
+        labels = asyncio.create_task(_ensure_labels(the_tracker, label_specs(config, rules)))
+        worker = asyncio.create_task(outbox.run_forever()) if run_outbox else None
+        yield
+        labels.cancel()
+        outbox.stop()
+        if worker is not None:
+            try:
+                await asyncio.wait_for(worker, _SHUTDOWN_DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("outbox_drain_timeout")
+        with contextlib.suppress(asyncio.CancelledError):
+            await labels
+        close = getattr(the_tracker, "close", None)
+        if close is not None:
+            await close()
+
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(github_ctx)
+    app.router.add_post("/api/v1/alerts", alerts.receive_alerts)
+    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/status", status.status_html)
+    app.router.add_get("/status.json", status.status_json)
+    return app

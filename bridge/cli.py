@@ -1,0 +1,241 @@
+"""``incident-bridge``: serve | check-config | simulate | rules export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from bridge import logs
+from bridge.alertmanager import WebhookError, parse_webhook
+from bridge.app import StartupError, build_policy, build_render_options, create_app, load_rules
+from bridge.clock import system_clock
+from bridge.config import Config, ConfigError, load_config
+from bridge.engine import apply_notification
+from bridge.github import render
+from bridge.identity import identity_key, identity_of
+from bridge.rules import RulesError, bundled_directory
+from bridge.web.services import SERVICES
+
+log = structlog.get_logger("bridge.cli")
+
+EXIT_INVALID = 2
+# Kubernetes' default grace period is 30 s; CONTRACT.md promises exit within 10 s of SIGTERM.
+_SHUTDOWN_TIMEOUT = 3.0
+
+
+def _config_path(arg: str | None) -> Path | None:
+    value = arg or os.environ.get("INCIDENT_BRIDGE_CONFIG")
+    return Path(value) if value else None
+
+
+def _load(arg: str | None) -> Config:
+    return load_config(_config_path(arg))
+
+
+def _print_problems(problems: Sequence[str]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+async def _serve(config: Config) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.listen_host, config.listen_port, reuse_address=True)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "serving",
+        listen=f"{config.listen_host}:{config.listen_port}",
+        dry_run=config.github.dry_run,
+        repository=config.github.repository,
+        store=str(config.store.sqlite_path),
+    )
+    await stop.wait()
+    # /readyz answers 503 from now on; in-flight webhooks finish; the outbox finishes the effect
+    # in hand and leaves the rest persisted for the next start.
+    app[SERVICES].shutting_down = True
+    log.info("shutting_down")
+    await runner.cleanup()
+    log.info("stopped")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config)
+        load_rules(config)
+    except (ConfigError, RulesError) as error:
+        _print_problems(error.problems)
+        return EXIT_INVALID
+    if config.config_path is None:
+        log.info("zero_config", note="no config file: dry-run, nothing is sent anywhere")
+    try:
+        asyncio.run(_serve(config))
+    except StartupError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_INVALID
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config)
+        load_rules(config)
+    except (ConfigError, RulesError) as error:
+        _print_problems(error.problems)
+        return EXIT_INVALID
+    where = config.config_path or "zero-config defaults"
+    mode = (
+        "dry-run (no GitHub credentials)"
+        if config.github.dry_run
+        else f"GitHub {config.github.repository}"
+    )
+    print(f"{where}: valid; {mode}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config)
+        rules = load_rules(config)
+    except (ConfigError, RulesError) as error:
+        _print_problems(error.problems)
+        return EXIT_INVALID
+    try:
+        notification = parse_webhook(Path(args.payload).read_bytes())
+    except OSError as error:
+        print(f"{args.payload}: {error.strerror}", file=sys.stderr)
+        return EXIT_INVALID
+    except WebhookError as error:
+        print(f"{args.payload}: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    policy = build_policy(config, rules)
+    now = system_clock()
+    identity = identity_of(notification, config.identity)
+    decision = apply_notification(None, notification, now, policy)
+    incident = decision.incident
+    alerts: list[dict[str, object]] = [
+        {
+            "fingerprint": a.fingerprint,
+            "alertname": a.labels.get("alertname", ""),
+            "status": a.status,
+            "heartbeat": a.labels.get("alertname") == policy.heartbeat_alertname,
+            "priority": str(policy.classify(a.labels, a.annotations).priority),
+            "rule": policy.classify(a.labels, a.annotations).rule,
+            "maintenance": policy.classify(a.labels, a.annotations).maintenance,
+        }
+        for a in notification.alerts
+    ]
+    result: dict[str, object] = {
+        "identity": {
+            "mode": config.identity,
+            "value": identity.replace("\x00", " "),
+            "key": identity_key(identity),
+        },
+        "alerts": alerts,
+        "outcome": decision.outcome,
+    }
+    actions: list[str] = []
+    if incident is not None and decision.changed:
+        incident.key = identity_key(identity)
+        incident.number = 1 if incident.number is None else incident.number
+        desired = render.render_issue(
+            incident, decision.events, build_render_options(config, rules)
+        )
+        result["priority"] = str(incident.priority)
+        result["priority_rule"] = incident.priority_rule
+        result["kind"] = incident.kind
+        target = "dry-run" if config.github.dry_run else config.github.repository
+        for effect in decision.effects:
+            if effect.kind == "github.sync":
+                labels = sorted(desired.labels)
+                actions.append(
+                    f"github ({target}): create issue {desired.title!r} labels={labels}"
+                    f" state={desired.state}"
+                )
+            else:
+                actions.append(f"github ({target}): comment for event {effect.event_seq}")
+    result["actions"] = actions
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"identity: {result['identity']}")
+    for alert in alerts:
+        tag = " (heartbeat: never an incident)" if alert["heartbeat"] else ""
+        what = f"{alert['alertname']} [{alert['status']}]"
+        print(f"alert {what} → {alert['priority']} by {alert['rule']}{tag}")
+    print(f"outcome: {decision.outcome}")
+    if "priority" in result:
+        print(f"incident priority: {result['priority']} ({result['priority_rule']})")
+    for action in actions:
+        print(f"action: {action}")
+    if not actions:
+        print("action: none")
+    return 0
+
+
+def cmd_rules_export(args: argparse.Namespace) -> int:
+    target = Path(args.dir)
+    if target.exists() and any(target.iterdir()):
+        print(
+            f"{target}: exists and is not empty; choose an empty or new directory", file=sys.stderr
+        )
+        return EXIT_INVALID
+    shutil.copytree(bundled_directory(), target, dirs_exist_ok=True)
+    print(f"bundled rules written to {target}; point rules_dir at it")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="incident-bridge", description=__doc__)
+    top.add_argument("--log-format", choices=["json", "console"], default="json")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="receive Alertmanager webhooks and keep issues current")
+    serve.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate the config and rules; exit 2 on problems")
+    check.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
+    check.set_defaults(func=cmd_check_config)
+
+    simulate = sub.add_parser(
+        "simulate", help="show what a webhook payload would do, touching nothing"
+    )
+    simulate.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
+    simulate.add_argument("--format", choices=["text", "json"], default="text")
+    simulate.add_argument("payload", help="an Alertmanager webhook JSON file")
+    simulate.set_defaults(func=cmd_simulate)
+
+    rules = sub.add_parser("rules", help="work with the rules directory")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    export = rules_sub.add_parser("export", help="write the bundled rules to DIR for editing")
+    export.add_argument("dir")
+    export.set_defaults(func=cmd_rules_export)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logs.configure(args.log_format)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

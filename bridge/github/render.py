@@ -1,0 +1,337 @@
+"""Incident → GitHub issue (title, body, labels, state) and timeline comments. Pure.
+
+The body follows the operations guide's incident template. The bridge owns only the region
+between ``<!-- incident-bridge:begin -->`` and ``<!-- incident-bridge:end -->``; Root Cause
+Analysis and Resolution sit outside it, written once for people to fill in. Every issue ends
+with the marker ``<!-- incident-bridge:v1 kind=… id=… key=… -->``.
+
+Alert text is hostile until proven otherwise: it is escaped so that it cannot mention people,
+open HTML, forge a marker or break a table, and every piece is length-capped so the body stays
+under GitHub's 65,536 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+from bridge.model import AlertState, Incident, Priority, TimelineEvent
+
+BEGIN = "<!-- incident-bridge:begin -->"
+END = "<!-- incident-bridge:end -->"
+BODY_LIMIT = 65_536
+TITLE_LIMIT = 256
+_BODY_BUDGET = 60_000  # leave room for text people add outside the bridge region
+_CELL = 120
+_TIMELINE_ROWS = 30
+_MAINT_PREFIX = {"perfective": "MAINT-PERF", "adaptive": "MAINT-ADAPT", "preventive": "MAINT-PREV"}
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityStyle:
+    label: str  # priority-critical
+    name: str  # Critical
+
+
+@dataclass(frozen=True, slots=True)
+class Runbook:
+    title: str
+    markdown: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    styles: Mapping[Priority, PriorityStyle]
+    close_on_resolve: bool = True
+    extra_labels: tuple[str, ...] = ()
+    runbook: Callable[[Incident], Runbook | None] = field(default=lambda _incident: None)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredIssue:
+    title: str
+    region: str  # BEGIN … END inclusive
+    body: str  # the whole body for a new issue
+    labels: frozenset[str]
+    state: str  # open | closed
+
+
+def escape(text: str, limit: int = _CELL) -> str:
+    """Alert text as inert inline Markdown: one line, no HTML, no mentions, capped."""
+    text = _CONTROL.sub("", text).replace("\r", " ").replace("\n", " ").strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    # A zero-width joiner after "@" keeps "@team" readable but never a mention.
+    return text.replace("@", "@\u2060")
+
+
+def safe_url(url: str) -> str | None:
+    """An http(s) URL safe inside Markdown link parentheses, or None."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
+        return None
+    return quote(url, safe=":/?#[]@!$&'*+,;=%-._~")
+
+
+def _time(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def plain(text: str, limit: int) -> str:
+    """Alert text for an issue title: GitHub shows titles as text (only `code` renders), so no
+    entities or backslashes; one line, no code spans, no mentions, capped."""
+    text = " ".join(_CONTROL.sub("", text).split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text.replace("`", "'").replace("@", "@\u2060")
+
+
+def title_of(incident: Incident) -> str:
+    prefix = (
+        _MAINT_PREFIX.get(incident.maintenance_type, "MAINT-PERF")
+        if incident.kind == "maint"
+        else incident.display_id
+    )
+    head = f"[{prefix}] "
+    # Each "@" grows by one character, so cap with room to spare and cut exactly at the end.
+    return (head + plain(incident.summary, TITLE_LIMIT - len(head) - 8))[:TITLE_LIMIT]
+
+
+def marker(incident: Incident) -> str:
+    kind = "maint" if incident.kind == "maint" else "incident"
+    return f"<!-- incident-bridge:v1 kind={kind} id={incident.display_id} key={incident.key} -->"
+
+
+def comment_marker(event_id: str) -> str:
+    return f"<!-- incident-bridge:event={event_id} -->"
+
+
+def _alert_row(alert: AlertState) -> str:
+    status = "🔥 firing" if alert.status == "firing" else "✅ resolved"
+    name = escape(alert.labels.get("alertname", ""), 60)
+    instance = escape(alert.labels.get("instance", "") or alert.labels.get("pod", ""), 60)
+    value = escape(alert.annotations.get("value", ""), 40)
+    url = safe_url(alert.generator_url)
+    source = f"[graph]({url})" if url else "—"
+    cells = [status, name, instance or "—", value or "—", _time(alert.starts_at), source]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _alerts_section(incident: Incident, max_rows: int) -> list[str]:
+    alerts = sorted(
+        incident.alerts.values(),
+        key=lambda a: (a.status != "firing", a.priority.rank, a.starts_at, a.fingerprint),
+    )
+    lines = [
+        "## Alerts",
+        "",
+        "| Status | Alert | Instance | Value | Started | Source |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [_alert_row(a) for a in alerts[:max_rows]]
+    hidden = max(0, len(alerts) - max_rows)
+    left_out = []
+    if hidden:
+        left_out.append(f"{hidden} more alert{'s' if hidden != 1 else ''} not shown here")
+    if incident.truncated_alerts:
+        left_out.append(
+            f"{incident.truncated_alerts} alert{'s' if incident.truncated_alerts != 1 else ''}"
+            " left out by Alertmanager (truncatedAlerts)"
+        )
+    if left_out:
+        lines += ["", f"_{'; '.join(left_out)}._"]
+    return lines
+
+
+def _impact_section(incident: Incident, styles: Mapping[Priority, PriorityStyle]) -> list[str]:
+    firing = incident.firing_alerts()
+    total = len(incident.alerts) + incident.truncated_alerts
+    labels = incident.common_labels or incident.group_labels
+    lines = ["## Impact", ""]
+    service = labels.get("service") or labels.get("job")
+    if service:
+        lines.append(f"- **Affects**: service {escape(service, 80)}")
+    instances = sorted({a.labels.get("instance", "") for a in firing} - {""})
+    if instances:
+        shown = ", ".join(escape(i, 60) for i in instances[:10])
+        more = f" and {len(instances) - 10} more" if len(instances) > 10 else ""
+        lines.append(f"- **Instances**: {shown}{more}")
+    lines.append(f"- **Alerts firing**: {len(firing)} of {total}")
+    description = incident.common_annotations.get("description") or next(
+        (a.annotations.get("description", "") for a in firing if a.annotations.get("description")),
+        "",
+    )
+    if description:
+        lines.append(f"- **Description**: {escape(description, 500)}")
+    if incident.kind == "incident":
+        lines.append(f"- **Priority decided by**: {escape(incident.priority_rule, 200)}")
+        lines.append(f"- **Respond by**: {_time(incident.respond_by)}")
+        lines.append(f"- **Resolve by**: {_time(incident.resolve_by)}")
+    return lines
+
+
+def _runbook_section(incident: Incident, options: RenderOptions) -> list[str]:
+    urls: list[str] = []
+    for alert in [*incident.firing_alerts(), *incident.alerts.values()]:
+        url = safe_url(alert.annotations.get("runbook_url", ""))
+        if url and url not in urls:
+            urls.append(url)
+    lines = ["## Runbook", ""]
+    lines += [f"- [{escape(url, 100)}]({url})" for url in urls[:5]]
+    bundled = options.runbook(incident)
+    if bundled is not None:
+        lines += [
+            "",
+            f"<details><summary>{escape(bundled.title, 100)}</summary>",
+            "",
+            bundled.markdown.strip(),
+            "",
+            "</details>",
+        ]
+    if len(lines) == 2:
+        lines.append("_No runbook linked: add a `runbook_url` annotation to the alert rule._")
+    return lines
+
+
+def _traceability_section(incident: Incident) -> list[str]:
+    labels = incident.common_labels
+    requirement = labels.get("requirement")
+    component = labels.get("component")
+    lines = ["## Traceability", ""]
+    if requirement:
+        lines.append(f"- **Original Requirement**: {escape(requirement, 200)}")
+    if component:
+        lines.append(f"- **Architecture**: {escape(component, 200)}")
+    if not (requirement or component):
+        lines.append(
+            "_No `requirement` or `component` label on the alerts; link the requirement and"
+            " the architecture component here._"
+        )
+    return lines
+
+
+def _timeline_section(events: Sequence[TimelineEvent]) -> list[str]:
+    lines = ["## Timeline", "", "| Time | Event |", "|---|---|"]
+    shown = list(events)[-_TIMELINE_ROWS:]
+    lines += [f"| {_time(e.at)} | {escape(e.text, 200)} |" for e in shown]
+    return lines
+
+
+def _status_line(incident: Incident) -> str:
+    if incident.state == "open":
+        return f"**Status**: 🔴 Open since {_time(incident.opened_at)}"
+    how = "closed by hand" if incident.resolution == "manual" else "every alert resolved"
+    return f"**Status**: ✅ Resolved at {_time(incident.resolved_at)} ({how})"
+
+
+def render_region(
+    incident: Incident, events: Sequence[TimelineEvent], options: RenderOptions, max_rows: int = 50
+) -> str:
+    style = options.styles[incident.priority]
+    lines = [BEGIN]
+    if incident.kind == "maint":
+        lines.append(f"**Type**: {incident.maintenance_type.capitalize()} Maintenance")
+    else:
+        lines.append(f"**Severity**: {style.name} ({incident.priority})")
+    lines += [_status_line(incident), ""]
+    lines += [*_impact_section(incident, options.styles), ""]
+    lines += [*_alerts_section(incident, max_rows), ""]
+    lines += [*_runbook_section(incident, options), ""]
+    lines += [*_traceability_section(incident), ""]
+    lines += _timeline_section(events)
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _human_sections() -> str:
+    return "\n".join(
+        [
+            "## Root Cause Analysis",
+            "",
+            "_Responders: describe the cause here. The bridge never edits this section._",
+            "",
+            "## Resolution",
+            "",
+            "_Responders: the fix, how it was verified and deployed._",
+        ]
+    )
+
+
+def splice(body: str, region: str) -> str:
+    """Replace the bridge region in ``body``, keeping everything people wrote around it.
+
+    Without a region (someone deleted it) the new region goes first, the rest is kept.
+    """
+    start = body.find(BEGIN)
+    end = body.find(END, start + len(BEGIN)) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return f"{region}\n\n{body}"
+    return body[:start] + region + body[end + len(END) :]
+
+
+def desired_labels(incident: Incident, options: RenderOptions) -> frozenset[str]:
+    if incident.kind == "maint":
+        return frozenset({"incident-bridge", f"maintenance-{incident.maintenance_type}"})
+    labels = {"incident-bridge", "incident", "maintenance-corrective", *options.extra_labels}
+    labels.add(options.styles[incident.priority].label)
+    if incident.state == "resolved" and not options.close_on_resolve:
+        labels.add("resolved")
+    return frozenset(labels)
+
+
+def desired_state(incident: Incident, options: RenderOptions) -> str:
+    if incident.kind == "maint":
+        return "open"
+    if incident.state == "resolved" and (
+        options.close_on_resolve or incident.resolution == "manual"
+    ):
+        return "closed"
+    return "open"
+
+
+def render_issue(
+    incident: Incident, events: Sequence[TimelineEvent], options: RenderOptions
+) -> DesiredIssue:
+    """What the incident's issue should look like now."""
+    max_rows = 50
+    while True:
+        region = render_region(incident, events, options, max_rows)
+        body = "\n\n".join([region, _human_sections(), marker(incident)])
+        if len(body) <= _BODY_BUDGET or max_rows == 0:
+            break
+        max_rows //= 2
+    return DesiredIssue(
+        title=title_of(incident),
+        region=region,
+        body=body,
+        labels=desired_labels(incident, options),
+        state=desired_state(incident, options),
+    )
+
+
+def render_comment(incident: Incident, event: TimelineEvent) -> str:
+    """The comment for a timeline event (resolution, reopening), with its event marker."""
+    if event.kind == "resolved":
+        head = f"✅ **Resolved** at {_time(event.at)}: {escape(event.text, 300)}."
+    elif event.kind == "reopened":
+        head = (
+            f"🔁 **Reopened** at {_time(event.at)}: {escape(event.text, 300)}."
+            f" Priority {incident.priority}."
+        )
+    else:
+        head = f"**{escape(event.kind, 40)}** at {_time(event.at)}: {escape(event.text, 300)}"
+    return f"{head}\n\n{comment_marker(event.event_id(incident))}"

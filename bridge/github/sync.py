@@ -1,0 +1,127 @@
+"""The GitHub effects: make an incident's issue match the incident, and post its comments.
+
+``sync`` compares what the issue should look like (render.py) with what the bridge last wrote
+(the store's IssueRecord) and sends only the difference: one create with labels; otherwise one
+PATCH for title/body/state together, then labels added or removed one by one. Only labels the
+bridge manages are ever removed, so labels people add survive; the body is re-read with a
+conditional request (a free 304 when nobody touched it) and only the bridge region is replaced,
+so text people write outside it survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from bridge.github import render
+from bridge.github.client import GitHubError, IssueTracker
+from bridge.store.base import ClaimedEffect, IssueRecord, Store
+
+log = structlog.get_logger(__name__)
+
+_TIMELINE_EVENTS = 30
+
+
+class PermanentEffectError(Exception):
+    """The effect can never succeed (its incident or event is gone)."""
+
+
+class GitHubSync:
+    """Runs ``github.sync`` and ``github.comment`` effects against one repository."""
+
+    def __init__(
+        self,
+        store: Store,
+        tracker: IssueTracker,
+        options: render.RenderOptions,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._tracker = tracker
+        self._options = options
+        self._clock = clock
+
+    @property
+    def repository(self) -> str:
+        return self._tracker.repository
+
+    async def run(self, effect: ClaimedEffect) -> None:
+        if effect.kind == "github.sync":
+            await self.sync(effect.incident_id)
+        elif effect.kind == "github.comment":
+            await self.comment(effect.incident_id, int(effect.payload["event_seq"]))
+        else:
+            raise PermanentEffectError(f"unknown effect kind {effect.kind!r}")
+
+    async def sync(self, incident_id: int) -> None:
+        incident = await self._store.load_incident(incident_id)
+        if incident is None:
+            raise PermanentEffectError(f"incident {incident_id} is gone")
+        events = await self._store.load_events(incident_id, _TIMELINE_EVENTS)
+        desired = render.render_issue(incident, events, self._options)
+        record = await self._store.issue_record(incident_id, self.repository)
+        if record is None:
+            created = await self._tracker.create_issue(
+                desired.title, desired.body, sorted(desired.labels)
+            )
+            record = IssueRecord(
+                incident_id=incident_id,
+                repository=self.repository,
+                number=created.number,
+                url=created.url,
+                title=desired.title,
+                body=desired.body,
+                region=desired.region,
+                labels=set(desired.labels),
+                state="open",
+                etag=created.etag,
+            )
+            # Recorded at once: a create must never be repeated once it is known to have happened.
+            await self._store.save_issue_record(record)
+            log.info("github_issue_created", issue=created.number, incident=incident.display_id)
+
+        fields: dict[str, str] = {}
+        if desired.title != record.title:
+            fields["title"] = desired.title
+        if desired.region != record.region:
+            remote = await self._tracker.get_issue(record.number, record.etag)
+            if remote is not None:
+                record.body, record.etag = remote.body, remote.etag
+            record.body = render.splice(record.body, desired.region)
+            fields["body"] = record.body
+        if desired.state != record.state:
+            fields["state"] = desired.state
+            if desired.state == "closed":
+                fields["state_reason"] = "completed"
+        if fields:
+            etag = await self._tracker.edit_issue(record.number, fields)
+            record.title, record.region, record.state = desired.title, desired.region, desired.state
+            record.etag = etag or record.etag
+        changed = bool(fields)
+        for label in sorted(desired.labels - record.labels):
+            await self._tracker.add_label(record.number, label)
+            record.labels.add(label)
+            changed = True
+        for label in sorted(record.labels - desired.labels):
+            await self._tracker.remove_label(record.number, label)
+            record.labels.discard(label)
+            changed = True
+        if changed:
+            await self._store.save_issue_record(record)
+
+    async def comment(self, incident_id: int, event_seq: int) -> None:
+        incident = await self._store.load_incident(incident_id)
+        event = await self._store.load_event(incident_id, event_seq)
+        if incident is None or event is None:
+            raise PermanentEffectError(f"event {event_seq} of incident {incident_id} is gone")
+        record = await self._store.issue_record(incident_id, self.repository)
+        if record is None:
+            # The issue must exist first; the sync effect ahead of this one creates it. Reaching
+            # here means it failed permanently: make the issue now.
+            await self.sync(incident_id)
+            record = await self._store.issue_record(incident_id, self.repository)
+            if record is None:
+                raise GitHubError("issue could not be created", retryable=True)
+        await self._tracker.create_comment(record.number, render.render_comment(incident, event))

@@ -1,0 +1,49 @@
+"""Accepting one notification: identity → engine → one durable store transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bridge.clock import Clock
+from bridge.engine import Decision, Policy, apply_notification
+from bridge.identity import IdentityMode, identity_key, identity_of
+from bridge.metrics import Metrics
+from bridge.model import Incident, Notification
+from bridge.store.base import Store
+
+
+class Ingestor:
+    """Applies notifications to the store; the webhook handler's only collaborator."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        identity_mode: IdentityMode,
+        clock: Clock,
+        metrics: Metrics,
+        on_effects: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._identity_mode = identity_mode
+        self._clock = clock
+        self._metrics = metrics
+        self._on_effects = on_effects
+
+    async def ingest(self, notification: Notification) -> Decision:
+        identity = identity_of(notification, self._identity_mode)
+        key = identity_key(identity)
+
+        def decide(current: Incident | None) -> Decision:
+            return apply_notification(current, notification, self._clock(), self._policy)
+
+        decision = await self._store.ingest(key, identity, decide)
+        self._metrics.alerts.inc(len(notification.alerts))
+        self._metrics.notifications.labels(outcome=decision.outcome).inc()
+        opened = decision.incident if decision.outcome == "opened" else None
+        if opened is not None and opened.kind == "incident":
+            self._metrics.incidents_opened.labels(priority=str(opened.priority)).inc()
+        if decision.effects:
+            self._on_effects()
+        return decision

@@ -1,0 +1,122 @@
+"""Every metric the bridge exports, created up front on its own registry.
+
+Label values that are known in advance are created at start-up so that dashboards and alerts see
+zeros instead of absent series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bridge.model import Priority
+
+WEBHOOK_CODES = ("200", "400", "401", "413", "415", "503")
+GITHUB_OPERATIONS = (
+    "create_issue",
+    "edit_issue",
+    "get_issue",
+    "add_label",
+    "remove_label",
+    "create_comment",
+    "list_labels",
+    "create_label",
+    "get_user",
+)
+EFFECT_RESULTS = ("done", "retry", "failed")
+INGEST_OUTCOMES = (
+    "opened",
+    "reopened",
+    "updated",
+    "resolved",
+    "unchanged",
+    "heartbeat",
+    "unknown_resolved",
+)
+
+
+class Metrics:
+    """The bridge's metrics, on a registry of its own (never the global default one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.webhooks = Counter(
+            "incident_bridge_webhooks",
+            "Alertmanager webhook requests, by HTTP status code answered.",
+            ["code"],
+            registry=r,
+        )
+        self.webhook_seconds = Histogram(
+            "incident_bridge_webhook_duration_seconds",
+            "Time to answer an Alertmanager webhook, durable commit included.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.notifications = Counter(
+            "incident_bridge_notifications",
+            "Alertmanager notifications accepted, by what they did to their incident.",
+            ["outcome"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "incident_bridge_alerts",
+            "Alerts received inside accepted notifications.",
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "incident_bridge_incidents_opened",
+            "Incidents opened, by priority at opening.",
+            ["priority"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "incident_bridge_incidents_open",
+            "Incidents currently open, by priority.",
+            ["priority"],
+            registry=r,
+        )
+        self.github_requests = Counter(
+            "incident_bridge_github_requests",
+            "Requests to the GitHub API, by operation and HTTP status (or 'error' when none).",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.effects = Counter(
+            "incident_bridge_effects",
+            "Outbox effect attempts, by effect kind and result.",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "incident_bridge_outbox_pending",
+            "Effects waiting in the outbox (pending or running).",
+            registry=r,
+        )
+        self.outbox_failed = Gauge(
+            "incident_bridge_outbox_failed",
+            "Effects that failed permanently and are kept for inspection.",
+            registry=r,
+        )
+        self.outbox_oldest_age = Gauge(
+            "incident_bridge_outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending effect (0 when none).",
+            registry=r,
+        )
+        self.effect_seconds = Histogram(
+            "incident_bridge_effect_latency_seconds",
+            "Time from a notification being accepted to its effect being applied.",
+            ["kind"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+            registry=r,
+        )
+        for code in WEBHOOK_CODES:
+            self.webhooks.labels(code=code)
+        for outcome in INGEST_OUTCOMES:
+            self.notifications.labels(outcome=outcome)
+        for priority in Priority:
+            self.incidents_opened.labels(priority=str(priority))
+            self.incidents_open.labels(priority=str(priority))
+        for kind in ("github.sync", "github.comment"):
+            self.effect_seconds.labels(kind=kind)
+            for result in EFFECT_RESULTS:
+                self.effects.labels(kind=kind, result=result)

@@ -1,0 +1,168 @@
+"""The outbox worker: runs due effects from durable state and records every outcome.
+
+Every retry is scheduled here and nowhere else: a retryable failure sets ``next_attempt_at``
+(exponential backoff with jitter, or exactly what ``Retry-After`` / the rate-limit reset asks,
+whichever is later) and releases the claim; nothing sleeps while holding work. A permanent failure
+is recorded, counted and put in the incident's timeline; it never blocks the effects behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+
+from bridge.clock import Clock
+from bridge.github.client import GitHubError
+from bridge.github.sync import PermanentEffectError
+from bridge.metrics import Metrics
+from bridge.store.base import ClaimedEffect, Store, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+
+Runner = Callable[[ClaimedEffect], Awaitable[None]]
+
+_BACKOFF_BASE = 1.0
+_BACKOFF_MAX = 300.0
+_IDLE_POLL = 1.0
+
+
+def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones (1-based)."""
+    exponential: float = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0 ** max(0, attempts - 1))
+    jittered = exponential * rng.uniform(0.8, 1.2)
+    if retry_after is not None:
+        # Never earlier than the far side asked; a little later so replicas do not stampede.
+        return max(retry_after + rng.uniform(0.0, 1.0), min(jittered, retry_after + 5.0))
+    return jittered
+
+
+class Outbox:
+    """Claims due effects and runs them one at a time (one GitHub token, one request at a time)."""
+
+    def __init__(
+        self,
+        store: Store,
+        runner: Runner,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        batch: int = 32,
+        lease: timedelta = timedelta(seconds=60),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._clock = clock
+        self._metrics = metrics
+        self._batch = batch
+        self._lease = lease
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New effects were committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the effect in hand, claim no more."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Run every effect due now (one pass); return how many were attempted."""
+        claimed = await self._store.claim_effects(self._clock(), self._batch, self._lease)
+        for index, effect in enumerate(claimed):
+            if self._stopping:
+                # Release what we will not run, so another replica or the next start takes it.
+                for rest in claimed[index:]:
+                    await self._store.retry_effect(
+                        rest, self._clock(), "released at shutdown", outcome_unknown=False
+                    )
+                break
+            await self._run(effect)
+        return len(claimed)
+
+    async def drain(self, max_passes: int = 100) -> None:
+        """Run passes until nothing is due (tests with a fake clock use this)."""
+        for _ in range(max_passes):
+            if await self.run_once() == 0:
+                return
+
+    async def _run(self, effect: ClaimedEffect) -> None:
+        started = time.perf_counter()
+        bound = structlog.contextvars.bind_contextvars(
+            effect_id=effect.id, effect=effect.kind, incident_row=effect.incident_id
+        )
+        result = "done"
+        error_text: str | None = None
+        try:
+            await self._runner(effect)
+        except GitHubError as error:
+            error_text = str(error)
+            if error.retryable:
+                result = "retry"
+                delay = backoff(effect.attempts + 1, error.retry_after, self._rng)
+                await self._store.retry_effect(
+                    effect,
+                    self._clock() + timedelta(seconds=delay),
+                    error_text,
+                    outcome_unknown=error.outcome_unknown,
+                )
+            else:
+                result = "failed"
+                await self._store.fail_effect(effect, self._clock(), error_text)
+        except PermanentEffectError as error:
+            result, error_text = "failed", str(error)
+            await self._store.fail_effect(effect, self._clock(), error_text)
+        except StoreUnavailable as error:
+            # The claim stays until its lease ends; then it is taken again.
+            result, error_text = "retry", f"store unavailable: {error}"
+        except Exception as error:  # an unexpected bug must not kill the worker or drop the work
+            result, error_text = "retry", f"{type(error).__name__}: {error}"
+            log.exception("effect_crashed")
+            delay = backoff(effect.attempts + 1, None, self._rng)
+            await self._store.retry_effect(
+                effect, self._clock() + timedelta(seconds=delay), error_text, outcome_unknown=True
+            )
+        else:
+            await self._store.finish_effect(effect, self._clock())
+            latency = (self._clock() - effect.created_at).total_seconds()
+            self._metrics.effect_seconds.labels(kind=effect.kind).observe(max(0.0, latency))
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+        self._metrics.effects.labels(kind=effect.kind, result=result).inc()
+        log.info(
+            "effect",
+            effect_id=effect.id,
+            effect=effect.kind,
+            incident_row=effect.incident_id,
+            attempt=effect.attempts + 1,
+            result=result,
+            error=error_text,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+    async def run_forever(self) -> None:
+        """Work until ``stop()``; sleep until the next due effect, a wake-up or the idle poll."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                if await self.run_once():
+                    continue
+                due = await self._store.next_due()
+            except StoreUnavailable as error:
+                log.warning("outbox_store_unavailable", error=str(error))
+                due = None
+            timeout = _IDLE_POLL
+            if due is not None:
+                timeout = min(_IDLE_POLL, max(0.0, (due - self._clock()).total_seconds()))
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)

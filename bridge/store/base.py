@@ -1,0 +1,119 @@
+"""The store protocol: what every backend (SQLite now, PostgreSQL later) provides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bridge.engine import Decision
+from bridge.model import EffectKind, Incident, TimelineEvent
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take or give data right now (locked, disk full, gone); retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedEffect:
+    """An outbox row claimed by one worker; ``claim`` is the fencing token for writing results."""
+
+    id: int
+    incident_id: int
+    kind: EffectKind
+    payload: dict[str, Any]
+    attempts: int
+    claim: int
+    created_at: datetime
+    # The previous attempt may have reached the far side (crash, timeout, connection lost).
+    outcome_unknown: bool = False
+
+
+@dataclass(slots=True)
+class IssueRecord:
+    """What the bridge last wrote to (or read from) an incident's GitHub issue."""
+
+    incident_id: int
+    repository: str
+    number: int
+    url: str
+    title: str
+    body: str
+    region: str
+    labels: set[str] = field(default_factory=set)  # the labels the bridge manages on this issue
+    state: str = "open"
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """An incident with its issue number in the configured repository, for listings."""
+
+    incident: Incident
+    issue_number: int | None
+    issue_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    running: int
+    failed: int
+    oldest_pending: datetime | None
+
+
+Decide = Callable[[Incident | None], Decision]
+
+
+class Store(Protocol):
+    """Durable state. Every method may raise StoreUnavailable."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers."""
+
+    async def ingest(self, key: str, identity: str, decide: Decide) -> Decision:
+        """In one durable transaction: load the latest incident of ``key``, run ``decide`` on it
+        and persist the decision (incident, events, effects). Returns the decision, with the
+        incident numbered when it is new. Concurrent calls share fsyncs."""
+
+    async def claim_effects(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[ClaimedEffect]:
+        """Due effects, at most one per incident (its oldest unfinished), claimed for ``lease``."""
+
+    async def finish_effect(self, effect: ClaimedEffect, now: datetime) -> bool: ...
+
+    async def retry_effect(
+        self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
+    ) -> bool: ...
+
+    async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
+        """Mark permanently failed and record it in the incident's timeline."""
+
+    async def next_due(self) -> datetime | None:
+        """When the next pending effect is due (None when nothing is pending)."""
+
+    async def outbox_stats(self) -> OutboxStats: ...
+
+    async def load_incident(self, incident_id: int) -> Incident | None: ...
+
+    async def load_events(self, incident_id: int, limit: int) -> list[TimelineEvent]:
+        """The most recent ``limit`` events, oldest first."""
+
+    async def load_event(self, incident_id: int, seq: int) -> TimelineEvent | None: ...
+
+    async def issue_record(self, incident_id: int, repository: str) -> IssueRecord | None: ...
+
+    async def save_issue_record(self, record: IssueRecord) -> None: ...
+
+    async def list_incidents(
+        self, repository: str, *, limit: int = 100, state: str | None = None
+    ) -> list[IncidentRow]: ...
+
+    async def open_counts(self) -> dict[str, int]:
+        """Open incidents by priority."""

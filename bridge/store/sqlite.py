@@ -1,0 +1,568 @@
+"""The embedded store: one SQLite file in WAL mode with ``synchronous=FULL``.
+
+All writes go through one writer thread that runs queued units of work in batches: one
+``BEGIN IMMEDIATE … COMMIT`` (one fsync) per batch, a SAVEPOINT per unit so a failing unit rolls
+back alone. Concurrent webhooks therefore share fsyncs (group commit) without weakening
+durability: every caller is answered only after the batch holding its unit has committed.
+
+Reads that need no transaction with a write go to a second connection on its own thread (WAL
+lets readers run beside the writer).
+
+We use the standard library's ``sqlite3`` on our own threads rather than aiosqlite: aiosqlite
+crosses threads once per statement, while a unit of work here is a whole engine step (several
+statements) that must run inside the writer's transaction anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from bridge.engine import Decision
+from bridge.model import Incident, TimelineEvent
+from bridge.store import codec
+from bridge.store.base import (
+    ClaimedEffect,
+    Decide,
+    IncidentRow,
+    IssueRecord,
+    OutboxStats,
+    StoreUnavailable,
+)
+from bridge.store.sqlite_schema import MIGRATIONS
+
+T = TypeVar("T")
+Unit = Callable[[sqlite3.Connection], Any]
+
+log = structlog.get_logger(__name__)
+
+_BATCH_MAX = 256
+_STOP = object()
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=5.0, isolation_level=None, check_same_thread=False, cached_statements=256
+    )
+    conn.execute("PRAGMA busy_timeout = 5000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+class _Writer(threading.Thread):
+    """The single writer: batches queued units into one transaction each."""
+
+    def __init__(self, path: Path, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="sqlite-writer", daemon=True)
+        self._path = path
+        self._loop = loop
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.conn: sqlite3.Connection | None = None
+        self.ready = threading.Event()
+        self.start_error: BaseException | None = None
+
+    def submit(self, unit: Unit) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.put((unit, future))
+        return future
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+
+    def run(self) -> None:
+        try:
+            self.conn = _connect(self._path)
+            _migrate(self.conn)
+        except BaseException as error:  # reported to open() through start_error
+            self.start_error = error
+            self.ready.set()
+            return
+        self.ready.set()
+        conn = self.conn
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH_MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stopping = True
+                batch = [job for job in batch if job is not _STOP]
+            if batch:
+                self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for unit, future in batch:
+                conn.execute("SAVEPOINT unit")
+                try:
+                    value = unit(conn)
+                except Exception as error:  # the unit's own failure: roll back only it
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    results.append((future, False, error))
+                else:
+                    conn.execute("RELEASE unit")
+                    results.append((future, True, value))
+            conn.execute("COMMIT")
+        except Exception as error:  # the batch failed as a whole (BEGIN, COMMIT, I/O)
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("store_rollback_failed")
+            failure = StoreUnavailable(f"sqlite: {error}")
+            results = [(future, False, failure) for _, future in batch]
+        for future, ok, value in results:
+            self._loop.call_soon_threadsafe(_settle, future, ok, value)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    elif isinstance(value, sqlite3.Error):
+        future.set_exception(StoreUnavailable(f"sqlite: {value}"))
+    else:
+        future.set_exception(value)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise StoreUnavailable(
+            f"database schema version {version} is newer than this bridge knows "
+            f"({len(MIGRATIONS)}); upgrade incident-bridge"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("store_migrated", version=number)
+
+
+def _next_number(conn: sqlite3.Connection, kind: str) -> int:
+    row = conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+        (f"number:{kind}",),
+    ).fetchone()
+    return int(row[0])
+
+
+def _save_incident(conn: sqlite3.Connection, incident: Incident, now: float, *, new: bool) -> None:
+    data = codec.incident_to_json(incident)
+    resolved = codec.epoch(incident.resolved_at) if incident.resolved_at else None
+    if new:
+        incident.number = _next_number(conn, incident.kind)
+        cursor = conn.execute(
+            "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"
+            " data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                incident.key,
+                incident.kind,
+                incident.number,
+                incident.state,
+                str(incident.priority),
+                codec.epoch(incident.opened_at),
+                resolved,
+                data,
+                now,
+            ),
+        )
+        incident.id = cursor.lastrowid
+    else:
+        conn.execute(
+            "UPDATE incidents SET state = ?, priority = ?, resolved_at = ?, data = ?,"
+            " updated_at = ? WHERE id = ?",
+            (incident.state, str(incident.priority), resolved, data, now, incident.id),
+        )
+
+
+def _insert_events(conn: sqlite3.Connection, incident_id: int, events: list[TimelineEvent]) -> None:
+    conn.executemany(
+        "INSERT INTO events (incident_id, seq, at, kind, text, data) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (incident_id, e.seq, codec.ts(e.at), e.kind, e.text, codec.event_data_to_json(e))
+            for e in events
+        ],
+    )
+
+
+def _insert_effects(
+    conn: sqlite3.Connection, incident_id: int, decision: Decision, now: float
+) -> None:
+    for effect in decision.effects:
+        if effect.kind == "github.sync":
+            last = conn.execute(
+                "SELECT kind, state FROM outbox WHERE incident_id = ? AND state IN"
+                " ('pending', 'running') ORDER BY id DESC LIMIT 1",
+                (incident_id,),
+            ).fetchone()
+            if last is not None and last[0] == "github.sync" and last[1] == "pending":
+                continue  # coalesced: the pending sync will render the latest state
+        payload = dict(effect.payload)
+        if effect.event_seq is not None:
+            payload["event_seq"] = effect.event_seq
+        conn.execute(
+            "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, 'pending', ?, ?)",
+            (incident_id, effect.kind, json.dumps(payload), now, now),
+        )
+
+
+class SqliteStore:
+    """The SQLite backend of the Store protocol."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], datetime]) -> None:
+        self.path = path
+        self._clock = clock
+        self._writer: _Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = _Writer(self.path, asyncio.get_running_loop())
+        writer.start()
+        await asyncio.to_thread(writer.ready.wait)
+        if writer.start_error is not None:
+            raise StoreUnavailable(f"cannot open {self.path}: {writer.start_error}")
+        self._writer = writer
+        self._reader = await self._read(lambda: _connect(self.path, readonly=True))
+        # A single SQLite process: whatever was running when it last stopped was interrupted.
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE outbox SET state = 'pending', outcome_unknown = 1, lease_until = NULL"
+                " WHERE state = 'running'"
+            )
+        )
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            await asyncio.to_thread(self._writer.join, 10)
+            self._writer = None
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await self._read(reader.close)
+        self._read_pool.shutdown(wait=True)
+
+    async def _write(self, unit: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("store is closed")
+        result: T = await self._writer.submit(unit)
+        return result
+
+    async def _read(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._read_pool, fn)
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"sqlite: {error}") from error
+
+    def _rconn(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise StoreUnavailable("store is closed")
+        return self._reader
+
+    async def ping(self) -> None:
+        await self._read(lambda: self._rconn().execute("SELECT 1").fetchone())
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    async def ingest(self, key: str, identity: str, decide: Decide) -> Decision:
+        def unit(conn: sqlite3.Connection) -> Decision:
+            row = conn.execute(
+                "SELECT id, number, data FROM incidents WHERE key = ? ORDER BY id DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+            current = (
+                codec.incident_from_json(row[2], row_id=row[0], number=row[1]) if row else None
+            )
+            decision = decide(current)
+            incident = decision.incident
+            if not decision.changed or incident is None:
+                return decision
+            now = codec.epoch(self._clock())
+            if decision.is_new:
+                incident.key = key
+                incident.identity = identity
+            _save_incident(conn, incident, now, new=decision.is_new)
+            assert incident.id is not None
+            _insert_events(conn, incident.id, decision.events)
+            _insert_effects(conn, incident.id, decision, now)
+            return decision
+
+        return await self._write(unit)
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def claim_effects(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[ClaimedEffect]:
+        at = codec.epoch(now)
+
+        def unit(conn: sqlite3.Connection) -> list[ClaimedEffect]:
+            rows = conn.execute(
+                "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim,"
+                " o.created_at, o.outcome_unknown FROM outbox o"
+                " WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
+                " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+                "             AND p.state IN ('pending', 'running'))"
+                " ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            claimed = []
+            for row in rows:
+                conn.execute(
+                    "UPDATE outbox SET state = 'running', claim = claim + 1, lease_until = ?"
+                    " WHERE id = ?",
+                    (at + lease.total_seconds(), row[0]),
+                )
+                claimed.append(
+                    ClaimedEffect(
+                        id=row[0],
+                        incident_id=row[1],
+                        kind=row[2],
+                        payload=json.loads(row[3]),
+                        attempts=row[4],
+                        claim=row[5] + 1,
+                        created_at=codec.from_epoch(row[6]),
+                        outcome_unknown=bool(row[7]),
+                    )
+                )
+            return claimed
+
+        return await self._write(unit)
+
+    async def finish_effect(self, effect: ClaimedEffect, now: datetime) -> bool:
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE outbox SET state = 'done', finished_at = ?, lease_until = NULL,"
+                    " attempts = attempts + 1, outcome_unknown = 0, last_error = NULL"
+                    " WHERE id = ? AND claim = ? AND state = 'running'",
+                    (codec.epoch(now), effect.id, effect.claim),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def retry_effect(
+        self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
+    ) -> bool:
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ?,"
+                    " attempts = attempts + 1, outcome_unknown = ?, lease_until = NULL"
+                    " WHERE id = ? AND claim = ? AND state = 'running'",
+                    (codec.epoch(at), error[:2000], int(outcome_unknown), effect.id, effect.claim),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
+        def unit(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ?,"
+                " attempts = attempts + 1, lease_until = NULL"
+                " WHERE id = ? AND claim = ? AND state = 'running'",
+                (codec.epoch(now), error[:2000], effect.id, effect.claim),
+            ).rowcount
+            if changed != 1:
+                return False
+            row = conn.execute(
+                "SELECT number, data FROM incidents WHERE id = ?", (effect.incident_id,)
+            ).fetchone()
+            incident = codec.incident_from_json(row[1], row_id=effect.incident_id, number=row[0])
+            incident.event_seq += 1
+            event = TimelineEvent(
+                seq=incident.event_seq,
+                at=now,
+                kind="effect_failed",
+                text=f"{effect.kind} failed permanently: {error[:200]}",
+                data={"effect": effect.kind, "effect_id": effect.id},
+            )
+            _save_incident(conn, incident, codec.epoch(now), new=False)
+            _insert_events(conn, effect.incident_id, [event])
+            return True
+
+        return await self._write(unit)
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._rconn().execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._rconn().execute(sql, params).fetchone()
+
+    async def next_due(self) -> datetime | None:
+        def read() -> datetime | None:
+            row = self._row("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+            return codec.from_epoch(row[0]) if row and row[0] is not None else None
+
+        return await self._read(read)
+
+    async def outbox_stats(self) -> OutboxStats:
+        def read() -> OutboxStats:
+            counts = dict(
+                self._rows(
+                    "SELECT state, COUNT(*) FROM outbox"
+                    " WHERE state IN ('pending', 'running', 'failed') GROUP BY state"
+                )
+            )
+            oldest = self._row("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")[0]
+            return OutboxStats(
+                pending=counts.get("pending", 0),
+                running=counts.get("running", 0),
+                failed=counts.get("failed", 0),
+                oldest_pending=codec.from_epoch(oldest) if oldest is not None else None,
+            )
+
+        return await self._read(read)
+
+    # -- incidents -------------------------------------------------------------------------
+
+    async def load_incident(self, incident_id: int) -> Incident | None:
+        def read() -> Incident | None:
+            row = self._row("SELECT number, data FROM incidents WHERE id = ?", (incident_id,))
+            if row is None:
+                return None
+            return codec.incident_from_json(row[1], row_id=incident_id, number=row[0])
+
+        return await self._read(read)
+
+    async def load_events(self, incident_id: int, limit: int) -> list[TimelineEvent]:
+        def read() -> list[TimelineEvent]:
+            rows = self._rows(
+                "SELECT seq, at, kind, text, data FROM events WHERE incident_id = ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (incident_id, limit),
+            )
+            return [codec.event_from_row(*row) for row in reversed(rows)]
+
+        return await self._read(read)
+
+    async def load_event(self, incident_id: int, seq: int) -> TimelineEvent | None:
+        def read() -> TimelineEvent | None:
+            row = self._row(
+                "SELECT seq, at, kind, text, data FROM events WHERE incident_id = ? AND seq = ?",
+                (incident_id, seq),
+            )
+            return codec.event_from_row(*row) if row else None
+
+        return await self._read(read)
+
+    async def issue_record(self, incident_id: int, repository: str) -> IssueRecord | None:
+        def read() -> IssueRecord | None:
+            row = self._row(
+                "SELECT number, url, title, body, region, labels, state, etag FROM github_issues"
+                " WHERE incident_id = ? AND repository = ?",
+                (incident_id, repository),
+            )
+            if row is None:
+                return None
+            number, url, title, body, region, labels, state, etag = row
+            return IssueRecord(
+                incident_id=incident_id,
+                repository=repository,
+                number=number,
+                url=url,
+                title=title,
+                body=body,
+                region=region,
+                labels=set(json.loads(labels)),
+                state=state,
+                etag=etag,
+            )
+
+        return await self._read(read)
+
+    async def save_issue_record(self, record: IssueRecord) -> None:
+        values = (
+            record.incident_id,
+            record.repository,
+            record.number,
+            record.url,
+            record.title,
+            record.body,
+            record.region,
+            json.dumps(sorted(record.labels)),
+            record.state,
+            record.etag,
+        )
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO github_issues (incident_id, repository, number, url, title, body,"
+                " region, labels, state, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (incident_id, repository) DO UPDATE SET number = excluded.number,"
+                " url = excluded.url, title = excluded.title, body = excluded.body,"
+                " region = excluded.region, labels = excluded.labels, state = excluded.state,"
+                " etag = excluded.etag",
+                values,
+            )
+        )
+
+    async def list_incidents(
+        self, repository: str, *, limit: int = 100, state: str | None = None
+    ) -> list[IncidentRow]:
+        sql = (
+            "SELECT i.id, i.number, i.data, g.number, g.url FROM incidents i"
+            " LEFT JOIN github_issues g ON g.incident_id = i.id AND g.repository = ?"
+            " WHERE (? IS NULL OR i.state = ?) ORDER BY i.id DESC LIMIT ?"
+        )
+
+        def read() -> list[IncidentRow]:
+            rows = self._rows(sql, (repository, state, state, limit))
+            return [
+                IncidentRow(
+                    incident=codec.incident_from_json(data, row_id=row_id, number=number),
+                    issue_number=issue_number,
+                    issue_url=issue_url,
+                )
+                for row_id, number, data, issue_number, issue_url in rows
+            ]
+
+        return await self._read(read)
+
+    async def open_counts(self) -> dict[str, int]:
+        def read() -> dict[str, int]:
+            rows = self._rows(
+                "SELECT priority, COUNT(*) FROM incidents"
+                " WHERE state = 'open' AND kind = 'incident' GROUP BY priority"
+            )
+            return {str(priority): int(count) for priority, count in rows}
+
+        return await self._read(read)

@@ -1,0 +1,70 @@
+"""SQLite schema migrations, in order. ``PRAGMA user_version`` is the number applied.
+
+Never edit a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: incidents, timeline, outbox, counters, GitHub issue records
+    """
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    CREATE TABLE incidents (
+        id          INTEGER PRIMARY KEY,
+        key         TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        state       TEXT NOT NULL,
+        priority    TEXT NOT NULL,
+        opened_at   REAL NOT NULL,
+        resolved_at REAL,
+        data        TEXT NOT NULL,
+        updated_at  REAL NOT NULL,
+        UNIQUE (kind, number)
+    );
+    CREATE INDEX incidents_by_key ON incidents (key, id);
+    CREATE INDEX incidents_by_state ON incidents (state, priority);
+    CREATE TABLE events (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        seq         INTEGER NOT NULL,
+        at          TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (incident_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        incident_id     INTEGER NOT NULL REFERENCES incidents (id),
+        kind            TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        state           TEXT NOT NULL,          -- pending | running | done | failed
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        claim           INTEGER NOT NULL DEFAULT 0,  -- fencing token, bumped by every claim
+        outcome_unknown INTEGER NOT NULL DEFAULT 0,
+        created_at      REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        lease_until     REAL,
+        finished_at     REAL,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX outbox_active ON outbox (incident_id, id) WHERE state IN ('pending', 'running');
+    CREATE TABLE github_issues (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        repository  TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        url         TEXT NOT NULL,
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        labels      TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        etag        TEXT,
+        PRIMARY KEY (incident_id, repository)
+    ) WITHOUT ROWID;
+    """,
+)

@@ -1,0 +1,32 @@
+"""What the handlers share, behind one typed application key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from bridge.clock import Clock
+from bridge.config import Config
+from bridge.ingest import Ingestor
+from bridge.metrics import Metrics
+from bridge.store.base import Store
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    clock: Clock
+    metrics: Metrics
+    store: Store
+    ingestor: Ingestor
+    repository: str  # the repository whose issue numbers the API shows
+    shutting_down: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
