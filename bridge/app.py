@@ -158,12 +158,15 @@ def make_store(config: Config, clock: Clock) -> Store:
     return SqliteStore(Path(path), clock=clock)
 
 
-async def _ensure_labels(tracker: IssueTracker, specs: list[LabelSpec]) -> None:
+async def _ensure_labels(
+    tracker: IssueTracker, specs: list[LabelSpec], done: asyncio.Event
+) -> None:
     """Create missing labels; GitHub being down at start-up must not stop the bridge."""
     delay = 1.0
     while True:
         try:
             await tracker.ensure_labels(specs)
+            done.set()
             return
         except GitHubError as error:
             log.warning("github_labels_not_ensured", error=str(error), retry_in=delay)
@@ -190,7 +193,7 @@ def create_app(
     sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock)
     outbox = Outbox(store, sync.run, clock, metrics)
     ingestor = Ingestor(store, policy, config.identity, clock, metrics, on_effects=outbox.wake)
-    app[SERVICES] = Services(
+    services = app[SERVICES] = Services(
         config=config,
         clock=clock,
         metrics=metrics,
@@ -208,7 +211,9 @@ def create_app(
         await store.close()
 
     async def github_ctx(app: web.Application) -> AsyncIterator[None]:
-        labels = asyncio.create_task(_ensure_labels(the_tracker, label_specs(config, rules)))
+        labels = asyncio.create_task(
+            _ensure_labels(the_tracker, label_specs(config, rules), services.labels_ready)
+        )
         worker = asyncio.create_task(outbox.run_forever()) if run_outbox else None
         yield
         labels.cancel()

@@ -394,7 +394,9 @@ def _update_open(
         resolved_at = min(max(ended), now) if ended else now
         incident.state = "resolved"
         incident.resolution = "alerts"
-        incident.resolved_at = max(resolved_at, incident.opened_at)
+        # When the last alert ended (Alertmanager's endsAt), which may be before the bridge
+        # heard of it; never before the incident's first alert started.
+        incident.resolved_at = max(resolved_at, incident.earliest_starts_at)
         duration = _format_duration(incident.resolved_at - incident.earliest_starts_at)
         event = timeline.add(
             incident.resolved_at,

@@ -326,10 +326,11 @@ def render_issue(
 def render_comment(incident: Incident, event: TimelineEvent) -> str:
     """The comment for a timeline event (resolution, reopening), with its event marker."""
     if event.kind == "resolved":
-        head = f"✅ **Resolved** at {_time(event.at)}: {escape(event.text, 300)}."
+        duration = escape(str(event.data.get("duration", "")), 40)
+        head = f"✅ **Resolved** at {_time(event.at)}: every alert resolved after {duration}."
     elif event.kind == "reopened":
         head = (
-            f"🔁 **Reopened** at {_time(event.at)}: {escape(event.text, 300)}."
+            f"🔁 **Reopened** at {_time(event.at)}: alerts of this group fire again."
             f" Priority {incident.priority}."
         )
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -22,6 +23,7 @@ class Services:
     ingestor: Ingestor
     repository: str  # the repository whose issue numbers the API shows
     shutting_down: bool = False
+    labels_ready: asyncio.Event = field(default_factory=asyncio.Event)  # start-up labels exist
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -1,0 +1,33 @@
+"""Fixtures shared by every test: a fake clock, the fake GitHub and a bridge harness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bridge.clock import FakeClock
+from fakes.github import FakeGitHub
+from support import REPO, TOKEN, Harness, github_config
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Just after the captured payloads were sent (they start between 21:21 and 21:41 UTC)."""
+    return FakeClock(datetime(2026, 11, 26, 21, 45, tzinfo=UTC))
+
+
+@pytest.fixture
+async def github() -> AsyncIterator[FakeGitHub]:
+    async with FakeGitHub(token=TOKEN, repos=[REPO]) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, github: FakeGitHub, clock: FakeClock) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path, github, clock, github_config())
+    await h.start()
+    yield h
+    await h.stop()
