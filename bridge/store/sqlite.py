@@ -296,6 +296,10 @@ class SqliteStore:
             raise StoreUnavailable("store is closed")
         return self._reader
 
+    async def execute_for_test(self, sql: str) -> None:
+        """Run one statement on the writer connection (tests use it to make real faults)."""
+        await self._write(lambda c: c.execute(sql))
+
     async def ping(self) -> None:
         await self._read(lambda: self._rconn().execute("SELECT 1").fetchone())
 

@@ -1,0 +1,1351 @@
+"""A stateful fake of the slice of the GitHub REST API that incident-bridge uses.
+
+The fake is an aiohttp application served on ``127.0.0.1`` with an ephemeral port. It is
+shaped after what PyGithub 2.x actually sends and parses (see ``github/Requester.py``,
+``github/PaginatedList.py``, ``github/Issue.py``), and after GitHub's documented behaviour:
+
+* ``Authorization: token <t>`` or ``Bearer <t>``; anything else is a 401.
+* Issues, comments and repository labels with GitHub's JSON shapes; labels used on an
+  issue that do not exist yet are auto-created (colour ``ededed``); label names are
+  case-insensitive.
+* GitHub's error bodies: ``{"message", "documentation_url", "status"}`` (+ ``errors`` on 422).
+* Pagination with ``per_page``/``page`` and an RFC 5988 ``Link`` header. Like GitHub, the
+  links point at ``/repositories/{id}/...`` rather than ``/repos/{owner}/{repo}/...``, so
+  both URL forms are served.
+* Strong ``ETag`` on every ``GET`` 200; ``If-None-Match`` → 304 with an empty body, which
+  does not count against the rate limit.
+* ``x-ratelimit-*`` headers on every response.
+
+Besides HTTP, tests get a request log, direct state access, "human" actions that change state
+the way a person using the web UI would, and fault injection (:meth:`FakeGitHub.inject`,
+:attr:`FakeGitHub.down`).
+
+Everything runs on the test's event loop; PyGithub is synchronous and must be driven from a
+worker thread (``asyncio.to_thread``), exactly as the product does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+__all__ = [
+    "FakeComment",
+    "FakeGitHub",
+    "FakeIssue",
+    "FakeLabel",
+    "FakeRepo",
+    "FakeUser",
+    "Fault",
+    "RecordedRequest",
+    "iter_link_header",
+]
+
+_log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+DOCS_URL = "https://docs.github.com/rest"
+MAX_TITLE_LENGTH = 256
+MAX_BODY_LENGTH = 65536
+DEFAULT_PER_PAGE = 30
+MAX_PER_PAGE = 100
+AUTO_LABEL_COLOR = "ededed"
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+STATE_REASONS = frozenset({"completed", "not_planned", "reopened", "duplicate"})
+
+_COLOR_RE = re.compile(r"^[0-9a-fA-F]{6}$")
+
+
+# --------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeUser:
+    """A GitHub account (``type`` is ``"User"``, ``"Bot"`` or ``"Organization"``)."""
+
+    login: str
+    id: int
+    type: str = "User"
+
+
+@dataclass
+class FakeLabel:
+    """A repository label; issues hold references to these objects."""
+
+    id: int
+    name: str
+    color: str = AUTO_LABEL_COLOR
+    description: str | None = None
+    default: bool = False
+
+
+@dataclass
+class FakeComment:
+    """An issue comment."""
+
+    id: int
+    issue_number: int
+    body: str
+    user: FakeUser
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class FakeIssue:
+    """An issue. ``comments`` holds the comment objects (the JSON ``comments`` is the count)."""
+
+    id: int
+    number: int
+    title: str
+    body: str | None
+    user: FakeUser
+    created_at: datetime
+    updated_at: datetime
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: datetime | None = None
+    closed_by: FakeUser | None = None
+    labels: list[FakeLabel] = field(default_factory=list)
+    assignees: list[FakeUser] = field(default_factory=list)
+    comments: list[FakeComment] = field(default_factory=list)
+
+    @property
+    def label_names(self) -> list[str]:
+        """Names of the labels on this issue, in the order they were added."""
+        return [label.name for label in self.labels]
+
+    def has_label(self, name: str) -> bool:
+        """Whether the issue carries ``name`` (case-insensitive, like GitHub)."""
+        return any(label.name.lower() == name.lower() for label in self.labels)
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        """Everything whose change bumps ``updated_at``."""
+        return (
+            self.title,
+            self.body,
+            self.state,
+            self.state_reason,
+            tuple(label.id for label in self.labels),
+            tuple(user.login for user in self.assignees),
+            len(self.comments),
+        )
+
+
+@dataclass
+class FakeRepo:
+    """A repository: its issues (by number) and labels (by lower-cased name)."""
+
+    id: int
+    owner: str
+    name: str
+    issues: dict[int, FakeIssue] = field(default_factory=dict)
+    labels: dict[str, FakeLabel] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        """``owner/name``."""
+        return f"{self.owner}/{self.name}"
+
+    def find_label(self, name: str) -> FakeLabel | None:
+        """The label called ``name`` (case-insensitive), if it exists."""
+        return self.labels.get(name.lower())
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake saw it, with the status it answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any = None
+    body: bytes = b""
+    status: int = 0
+
+    @property
+    def is_write(self) -> bool:
+        """Whether this was a POST/PATCH/PUT/DELETE."""
+        return self.method in WRITE_METHODS
+
+
+@dataclass
+class Fault:
+    """An injected response for the next ``times`` requests matching ``method``/``path_regex``.
+
+    ``method`` is an HTTP method or ``"*"``; ``path_regex`` is searched (``re.search``) in the
+    request path, without the query string. With ``apply_first`` the request is processed
+    normally (state changes happen) and only then replaced by the injected response.
+    """
+
+    method: str
+    path_regex: re.Pattern[str]
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = 1
+    apply_first: bool = False
+    hits: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the fault has fired ``times`` times already."""
+        return self.hits >= self.times
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this fault applies to a request."""
+        if self.exhausted:
+            return False
+        if self.method not in ("*", method.upper()):
+            return False
+        return self.path_regex.search(path) is not None
+
+    def response(self) -> web.Response:
+        """The response to send in place of the real one."""
+        headers = dict(self.headers)
+        if self.status in (204, 304):
+            return web.Response(status=self.status, headers=headers)
+        body = self.body
+        if body is None:
+            body = _error_body(self.status, _reason(self.status))
+        return _json_response(body, status=self.status, headers=headers)
+
+
+class _ApiError(Exception):
+    """Raised by handlers; turned into a GitHub-shaped error response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        documentation_url: str = DOCS_URL,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+        self.documentation_url = documentation_url
+
+    def response(self) -> web.Response:
+        body = _error_body(self.status, self.message, self.errors, self.documentation_url)
+        return _json_response(body, status=self.status)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _error_body(
+    status: int,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    documentation_url: str = DOCS_URL,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"message": message}
+    if errors is not None:
+        body["errors"] = errors
+    body["documentation_url"] = documentation_url
+    body["status"] = str(status)
+    return body
+
+
+def _json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data).encode(),
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+def _not_found() -> _ApiError:
+    return _ApiError(404, "Not Found")
+
+
+def _validation_failed(
+    resource: str, field_name: str, code: str, message: str | None = None
+) -> _ApiError:
+    error: dict[str, Any] = {"resource": resource, "code": code, "field": field_name}
+    if message is not None:
+        error["message"] = message
+    return _ApiError(422, "Validation Failed", errors=[error])
+
+
+def _invalid_request(detail: str) -> _ApiError:
+    return _ApiError(422, f"Invalid request.\n\n{detail}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_since(raw: str | None, resource: str) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise _validation_failed(resource, "since", "invalid") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Weak comparison, as GitHub does for conditional GETs."""
+    if not if_none_match:
+        return False
+    candidates = [c.strip() for c in if_none_match.split(",")]
+    return any(c == "*" or c.removeprefix("W/") == etag for c in candidates)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# The fake
+# --------------------------------------------------------------------------------------------
+
+
+class FakeGitHub:
+    """Fake GitHub REST server; see the module docstring.
+
+    Usage::
+
+        async with FakeGitHub(token="t0ken", repos=["acme/incidents"]) as fake:
+            gh = github.Github(auth=github.Auth.Token("t0ken"), base_url=fake.base_url, ...)
+
+    ``clock`` returns an aware ``datetime`` and is used for all timestamps (truncated to
+    whole seconds, as GitHub reports them); pass a controllable one to test time logic.
+    """
+
+    def __init__(
+        self,
+        token: str = "t0ken",  # noqa: S107 - a fake token for a fake server
+        repos: Iterable[str] = ("acme/incidents",),
+        *,
+        bot_login: str = "incident-bridge[bot]",
+        html_base: str = "https://github.example",
+        clock: Callable[[], datetime] | None = None,
+        rate_limit: int = 5000,
+    ) -> None:
+        self.token = token
+        """Accepted token; may be changed at any time (e.g. to simulate rotation)."""
+        self.html_base = html_base.rstrip("/")
+        self.down = False
+        """When true, every request is answered with 503."""
+        self.requests: list[RecordedRequest] = []
+        """Every request received, in order."""
+        self.faults: list[Fault] = []
+        """Pending injected faults (exhausted ones are removed)."""
+        self.internal_errors: list[BaseException] = []
+        """Bugs in the fake itself (answered with 500); tests may assert this stays empty."""
+        self.rate_limit_limit = rate_limit
+        self.rate_limit_remaining = rate_limit
+        self.rate_limit_reset = int(time.time()) + 3600
+
+        self._clock = clock or _utcnow
+        self._repo_ids = itertools.count(100_001)
+        self._user_ids = itertools.count(1_001)
+        self._issue_ids = itertools.count(1_000_000_001)
+        self._comment_ids = itertools.count(2_000_000_001)
+        self._label_ids = itertools.count(3_000_000_001)
+        self._users: dict[str, FakeUser] = {}
+        self._repos: dict[str, FakeRepo] = {}
+        self.bot = self._user(bot_login, "Bot")
+        """The account the token belongs to (``GET /user``)."""
+        for full_name in repos:
+            self.add_repo(full_name)
+
+        self.app = self._build_app()
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Start serving on 127.0.0.1 with an ephemeral port."""
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        self._runner = runner
+        self._base_url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop serving (idempotent). State and the request log stay readable."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, to pass as PyGithub's ``base_url``."""
+        if self._base_url is None:
+            raise RuntimeError("FakeGitHub is not started")
+        return self._base_url
+
+    # ---------------------------------------------------------------- request log
+
+    def calls(
+        self, method: str | None = None, path_contains: str | None = None
+    ) -> list[RecordedRequest]:
+        """Recorded requests, optionally filtered by method and a path substring."""
+        return [
+            r
+            for r in self.requests
+            if (method is None or r.method == method.upper())
+            and (path_contains is None or path_contains in r.path)
+        ]
+
+    def count_writes(self) -> int:
+        """Number of POST/PATCH/PUT/DELETE requests recorded."""
+        return sum(1 for r in self.requests if r.is_write)
+
+    def reset_log(self) -> None:
+        """Forget recorded requests (state is untouched)."""
+        self.requests.clear()
+
+    # ---------------------------------------------------------------- fault injection
+
+    def inject(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        apply_first: bool = False,
+    ) -> Fault:
+        """Answer the next ``times`` requests matching ``method`` (or ``"*"``) and
+        ``path_regex`` (searched in the path) with ``status``/``body``/``headers``.
+
+        ``body`` defaults to GitHub's error shape with the status' reason phrase. With
+        ``apply_first=True`` the request is processed first, so its state change happens
+        ("GitHub applied it but the response was lost"). Faults are matched in injection
+        order and the returned :class:`Fault` can be inspected (``hits``).
+        """
+        fault = Fault(
+            method=method.upper(),
+            path_regex=re.compile(path_regex),
+            status=status,
+            body=body,
+            headers=dict(headers or {}),
+            times=times,
+            apply_first=apply_first,
+        )
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Drop all pending injected faults."""
+        self.faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, path):
+                fault.hits += 1
+                if fault.exhausted:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    # ---------------------------------------------------------------- direct state access
+
+    def add_repo(self, full_name: str) -> FakeRepo:
+        """Create an (empty) repository ``owner/name``; returns the existing one if present."""
+        key = full_name.lower()
+        if key not in self._repos:
+            owner, sep, name = full_name.partition("/")
+            if not sep or not owner or not name or "/" in name:
+                raise ValueError(f"repository must be 'owner/name', got {full_name!r}")
+            self._repos[key] = FakeRepo(id=next(self._repo_ids), owner=owner, name=name)
+        return self._repos[key]
+
+    def repo(self, full_name: str) -> FakeRepo:
+        """The repository state; ``KeyError`` if unknown."""
+        return self._repos[full_name.lower()]
+
+    def issues(self, repo: str) -> list[FakeIssue]:
+        """All issues of ``repo`` ordered by number."""
+        return sorted(self.repo(repo).issues.values(), key=lambda i: i.number)
+
+    def issue(self, repo: str, number: int) -> FakeIssue:
+        """One issue; ``KeyError`` if it does not exist."""
+        return self.repo(repo).issues[number]
+
+    def comments(self, repo: str, number: int) -> list[FakeComment]:
+        """Comments of an issue, oldest first."""
+        return list(self.issue(repo, number).comments)
+
+    def label_names(self, repo: str, number: int) -> list[str]:
+        """Names of the labels on an issue."""
+        return self.issue(repo, number).label_names
+
+    def labels(self, repo: str) -> list[FakeLabel]:
+        """The repository's labels in creation order."""
+        return sorted(self.repo(repo).labels.values(), key=lambda label: label.id)
+
+    def add_label(
+        self, repo: str, name: str, color: str = AUTO_LABEL_COLOR, description: str | None = None
+    ) -> FakeLabel:
+        """Create a repository label directly (no request); returns the existing one if any."""
+        state = self.repo(repo)
+        existing = state.find_label(name)
+        if existing is not None:
+            return existing
+        label = FakeLabel(id=next(self._label_ids), name=name, color=color, description=description)
+        state.labels[name.lower()] = label
+        return label
+
+    # ---------------------------------------------------------------- human actions
+
+    def human_create_issue(
+        self,
+        repo: str,
+        title: str,
+        body: str | None = None,
+        labels: Iterable[str] = (),
+        login: str = "alice",
+    ) -> FakeIssue:
+        """Open an issue as a person would (no request, no validation)."""
+        return self._new_issue(self.repo(repo), title, body, list(labels), [], self._user(login))
+
+    def human_edit_body(self, repo: str, number: int, body: str) -> FakeIssue:
+        """Replace the issue body, bumping ``updated_at``/ETag if it changed."""
+        issue = self.issue(repo, number)
+        with self._touching(issue):
+            issue.body = body
+        return issue
+
+    def human_edit_title(self, repo: str, number: int, title: str) -> FakeIssue:
+        """Replace the issue title, bumping ``updated_at``/ETag if it changed."""
+        issue = self.issue(repo, number)
+        with self._touching(issue):
+            issue.title = title
+        return issue
+
+    def human_add_label(self, repo: str, number: int, name: str) -> FakeIssue:
+        """Add a label (auto-created in the repo if missing)."""
+        state = self.repo(repo)
+        issue = self.issue(repo, number)
+        with self._touching(issue):
+            self._add_labels(state, issue, [name])
+        return issue
+
+    def human_remove_label(self, repo: str, number: int, name: str) -> FakeIssue:
+        """Remove a label; ``KeyError`` if the issue does not have it."""
+        issue = self.issue(repo, number)
+        if not issue.has_label(name):
+            raise KeyError(f"issue {repo}#{number} has no label {name!r}")
+        with self._touching(issue):
+            issue.labels = [label for label in issue.labels if label.name.lower() != name.lower()]
+        return issue
+
+    def human_comment(self, repo: str, number: int, body: str, login: str = "alice") -> FakeComment:
+        """Comment on an issue as ``login`` (bumps the issue's ``updated_at`` and count)."""
+        issue = self.issue(repo, number)
+        return self._new_comment(issue, body, self._user(login))
+
+    def human_close(
+        self, repo: str, number: int, state_reason: str = "completed", login: str = "alice"
+    ) -> FakeIssue:
+        """Close an issue as ``login``."""
+        issue = self.issue(repo, number)
+        with self._touching(issue):
+            self._set_state(issue, "closed", state_reason, self._user(login))
+        return issue
+
+    def human_reopen(self, repo: str, number: int, login: str = "alice") -> FakeIssue:
+        """Reopen an issue as ``login`` (``state_reason`` becomes ``reopened``)."""
+        issue = self.issue(repo, number)
+        with self._touching(issue):
+            self._set_state(issue, "open", None, self._user(login))
+        return issue
+
+    # ---------------------------------------------------------------- state internals
+
+    def _now(self) -> datetime:
+        return self._clock().astimezone(UTC).replace(microsecond=0)
+
+    def _user(self, login: str, kind: str = "User") -> FakeUser:
+        user = self._users.get(login.lower())
+        if user is None:
+            user = FakeUser(login=login, id=next(self._user_ids), type=kind)
+            self._users[login.lower()] = user
+        return user
+
+    @contextmanager
+    def _touching(self, issue: FakeIssue) -> Iterator[None]:
+        """Bump ``updated_at`` if the block changed anything GitHub would call an update."""
+        before = issue._fingerprint()
+        yield
+        if issue._fingerprint() != before:
+            issue.updated_at = self._now()
+
+    def _ensure_label(self, repo: FakeRepo, name: str) -> FakeLabel:
+        return self.add_label(repo.full_name, name)
+
+    def _add_labels(self, repo: FakeRepo, issue: FakeIssue, names: Iterable[str]) -> None:
+        for name in names:
+            if not issue.has_label(name):
+                issue.labels.append(self._ensure_label(repo, name))
+
+    def _set_labels(self, repo: FakeRepo, issue: FakeIssue, names: Iterable[str]) -> None:
+        issue.labels = []
+        self._add_labels(repo, issue, names)
+
+    def _set_state(self, issue: FakeIssue, state: str, reason: str | None, actor: FakeUser) -> None:
+        if state == "closed":
+            if issue.state != "closed":
+                issue.state = "closed"
+                issue.closed_at = self._now()
+                issue.closed_by = actor
+                issue.state_reason = reason or "completed"
+            elif reason is not None:
+                issue.state_reason = reason
+        elif issue.state != "open":
+            issue.state = "open"
+            issue.closed_at = None
+            issue.state_reason = "reopened"
+
+    def _new_issue(
+        self,
+        repo: FakeRepo,
+        title: str,
+        body: str | None,
+        labels: list[str],
+        assignees: list[FakeUser],
+        author: FakeUser,
+    ) -> FakeIssue:
+        now = self._now()
+        number = max(repo.issues, default=0) + 1
+        issue = FakeIssue(
+            id=next(self._issue_ids),
+            number=number,
+            title=title,
+            body=body,
+            user=author,
+            created_at=now,
+            updated_at=now,
+            assignees=assignees,
+        )
+        self._add_labels(repo, issue, labels)
+        repo.issues[number] = issue
+        return issue
+
+    def _new_comment(self, issue: FakeIssue, body: str, author: FakeUser) -> FakeComment:
+        now = self._now()
+        comment = FakeComment(
+            id=next(self._comment_ids),
+            issue_number=issue.number,
+            body=body,
+            user=author,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._touching(issue):
+            issue.comments.append(comment)
+        return comment
+
+    def _find_comment(self, repo: FakeRepo, comment_id: int) -> tuple[FakeIssue, FakeComment]:
+        for issue in repo.issues.values():
+            for comment in issue.comments:
+                if comment.id == comment_id:
+                    return issue, comment
+        raise _not_found()
+
+    # ---------------------------------------------------------------- JSON shapes
+
+    def _user_json(self, api: str, user: FakeUser) -> dict[str, Any]:
+        prefix = {"Bot": "BOT_kgDO", "Organization": "O_kgDO"}.get(user.type, "U_kgDO")
+        if user.type == "Bot":
+            html_url = f"{self.html_base}/apps/{user.login.removesuffix('[bot]')}"
+        else:
+            html_url = f"{self.html_base}/{user.login}"
+        return {
+            "login": user.login,
+            "id": user.id,
+            "node_id": f"{prefix}{user.id}",
+            "avatar_url": f"https://avatars.github.example/u/{user.id}?v=4",
+            "gravatar_id": "",
+            "url": f"{api}/users/{quote(user.login)}",
+            "html_url": html_url,
+            "type": user.type,
+            "site_admin": False,
+        }
+
+    def _label_json(self, api: str, repo: FakeRepo, label: FakeLabel) -> dict[str, Any]:
+        return {
+            "id": label.id,
+            "node_id": f"LA_kwDO{label.id}",
+            "url": f"{api}/repos/{repo.full_name}/labels/{quote(label.name, safe='')}",
+            "name": label.name,
+            "color": label.color,
+            "default": label.default,
+            "description": label.description,
+        }
+
+    def _issue_json(
+        self, api: str, repo: FakeRepo, issue: FakeIssue, *, single: bool
+    ) -> dict[str, Any]:
+        repo_url = f"{api}/repos/{repo.full_name}"
+        url = f"{repo_url}/issues/{issue.number}"
+        data: dict[str, Any] = {
+            "url": url,
+            "repository_url": repo_url,
+            "labels_url": f"{url}/labels{{/name}}",
+            "comments_url": f"{url}/comments",
+            "events_url": f"{url}/events",
+            "html_url": f"{self.html_base}/{repo.full_name}/issues/{issue.number}",
+            "id": issue.id,
+            "node_id": f"I_kwDO{issue.id}",
+            "number": issue.number,
+            "title": issue.title,
+            "user": self._user_json(api, issue.user),
+            "labels": [self._label_json(api, repo, label) for label in issue.labels],
+            "state": issue.state,
+            "locked": False,
+            "assignee": self._user_json(api, issue.assignees[0]) if issue.assignees else None,
+            "assignees": [self._user_json(api, user) for user in issue.assignees],
+            "milestone": None,
+            "comments": len(issue.comments),
+            "created_at": _iso(issue.created_at),
+            "updated_at": _iso(issue.updated_at),
+            "closed_at": _iso(issue.closed_at),
+            "author_association": "NONE" if issue.user.type == "Bot" else "MEMBER",
+            "active_lock_reason": None,
+            "body": issue.body,
+            "timeline_url": f"{url}/timeline",
+            "performed_via_github_app": None,
+            "state_reason": issue.state_reason,
+        }
+        if single:
+            # Like GitHub, only the single-issue endpoint carries closed_by.
+            data["closed_by"] = (
+                self._user_json(api, issue.closed_by) if issue.closed_by is not None else None
+            )
+        return data
+
+    def _comment_json(
+        self, api: str, repo: FakeRepo, issue: FakeIssue, comment: FakeComment
+    ) -> dict[str, Any]:
+        repo_url = f"{api}/repos/{repo.full_name}"
+        return {
+            "url": f"{repo_url}/issues/comments/{comment.id}",
+            "html_url": (
+                f"{self.html_base}/{repo.full_name}/issues/{issue.number}#issuecomment-{comment.id}"
+            ),
+            "issue_url": f"{repo_url}/issues/{issue.number}",
+            "id": comment.id,
+            "node_id": f"IC_kwDO{comment.id}",
+            "user": self._user_json(api, comment.user),
+            "created_at": _iso(comment.created_at),
+            "updated_at": _iso(comment.updated_at),
+            "author_association": "NONE" if comment.user.type == "Bot" else "MEMBER",
+            "body": comment.body,
+            "performed_via_github_app": None,
+        }
+
+    def _repo_json(self, api: str, repo: FakeRepo) -> dict[str, Any]:
+        owner = self._user(repo.owner, "Organization")
+        return {
+            "id": repo.id,
+            "node_id": f"R_kgDO{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "private": True,
+            "owner": self._user_json(api, owner),
+            "html_url": f"{self.html_base}/{repo.full_name}",
+            "url": f"{api}/repos/{repo.full_name}",
+            "issues_url": f"{api}/repos/{repo.full_name}/issues{{/number}}",
+            "labels_url": f"{api}/repos/{repo.full_name}/labels{{/name}}",
+            "default_branch": "main",
+            "has_issues": True,
+            "open_issues_count": sum(1 for i in repo.issues.values() if i.state == "open"),
+        }
+
+    # ---------------------------------------------------------------- HTTP plumbing
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        router = app.router
+        router.add_get("/user", self._get_user)
+        for prefix in ("/repos/{owner}/{repo}", r"/repositories/{repo_id:\d+}"):
+            issue = prefix + r"/issues/{number:\d+}"
+            comment = prefix + r"/issues/comments/{comment_id:\d+}"
+            router.add_get(prefix, self._get_repo)
+            router.add_get(prefix + "/issues", self._list_issues)
+            router.add_post(prefix + "/issues", self._create_issue)
+            router.add_get(comment, self._get_comment)
+            router.add_patch(comment, self._edit_comment)
+            router.add_delete(comment, self._delete_comment)
+            router.add_get(issue, self._get_issue)
+            router.add_patch(issue, self._edit_issue)
+            router.add_get(issue + "/labels", self._list_issue_labels)
+            router.add_post(issue + "/labels", self._add_issue_labels)
+            router.add_put(issue + "/labels", self._set_issue_labels)
+            router.add_delete(issue + "/labels", self._clear_issue_labels)
+            router.add_delete(issue + "/labels/{name:.+}", self._remove_issue_label)
+            router.add_get(issue + "/comments", self._list_comments)
+            router.add_post(issue + "/comments", self._create_comment)
+            router.add_get(prefix + "/labels", self._list_labels)
+            router.add_post(prefix + "/labels", self._create_label)
+            router.add_get(prefix + "/labels/{name:.+}", self._get_label)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        raw = await request.read()
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=raw,
+        )
+        self.requests.append(record)
+        bad_json = False
+        if raw.strip():
+            try:
+                record.json = json.loads(raw)
+            except ValueError:
+                bad_json = True
+
+        response = await self._dispatch(request, handler, bad_json)
+        record.status = response.status
+        self._add_rate_limit_headers(response)
+        return response
+
+    async def _dispatch(
+        self, request: web.Request, handler: Handler, bad_json: bool
+    ) -> web.StreamResponse:
+        if self.down:
+            return _ApiError(503, "Service Unavailable").response()
+        fault = self._take_fault(request.method, request.path)
+        if fault is not None and not fault.apply_first:
+            return fault.response()
+        response = await self._handle(request, handler, bad_json)
+        if fault is not None:
+            return fault.response()
+        return response
+
+    async def _handle(
+        self, request: web.Request, handler: Handler, bad_json: bool
+    ) -> web.StreamResponse:
+        try:
+            self._check_auth(request)
+            if self.rate_limit_remaining <= 0:
+                raise _ApiError(
+                    403,
+                    f"API rate limit exceeded for user ID {self.bot.id}.",
+                    documentation_url="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+                )
+            if bad_json:
+                raise _ApiError(400, "Problems parsing JSON")
+            return await handler(request)
+        except _ApiError as exc:
+            return exc.response()
+        except web.HTTPException as exc:
+            if exc.status in (404, 405):
+                return _not_found().response()
+            return _ApiError(exc.status, exc.reason).response()
+        except Exception as exc:
+            _log.exception("FakeGitHub internal error on %s %s", request.method, request.path)
+            self.internal_errors.append(exc)
+            return _ApiError(500, f"FakeGitHub internal error: {exc!r}").response()
+
+    def _check_auth(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization")
+        if header is None:
+            raise _ApiError(401, "Requires authentication")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() not in ("token", "bearer") or credential.strip() != self.token:
+            raise _ApiError(401, "Bad credentials")
+
+    def _add_rate_limit_headers(self, response: web.StreamResponse) -> None:
+        now = int(time.time())
+        if now >= self.rate_limit_reset:
+            self.rate_limit_reset = now + 3600
+            self.rate_limit_remaining = self.rate_limit_limit
+        if response.status != 304 and self.rate_limit_remaining > 0:
+            self.rate_limit_remaining -= 1
+        defaults = {
+            "x-ratelimit-limit": str(self.rate_limit_limit),
+            "x-ratelimit-remaining": str(self.rate_limit_remaining),
+            "x-ratelimit-reset": str(self.rate_limit_reset),
+            "x-ratelimit-used": str(self.rate_limit_limit - self.rate_limit_remaining),
+            "x-ratelimit-resource": "core",
+        }
+        for name, value in defaults.items():
+            # Headers set by an injected fault (e.g. remaining=0) win.
+            response.headers.setdefault(name, value)
+
+    @staticmethod
+    def _api(request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}"
+
+    @staticmethod
+    async def _payload(request: web.Request) -> Any:
+        """The JSON body (None if empty). The middleware already rejected unparsable bodies;
+        aiohttp caches the body, so reading it again is free."""
+        raw = await request.read()
+        return json.loads(raw) if raw.strip() else None
+
+    def _respond(
+        self,
+        request: web.Request,
+        data: Any,
+        *,
+        status: int = 200,
+        link: str | None = None,
+    ) -> web.Response:
+        """JSON response; GET 200s carry a strong ETag and honour If-None-Match."""
+        body = json.dumps(data).encode()
+        headers: dict[str, str] = {}
+        if link:
+            headers["Link"] = link
+        if request.method == "GET" and status == 200:
+            digest = hashlib.sha256(body)
+            digest.update((link or "").encode())
+            etag = f'"{digest.hexdigest()}"'
+            headers["ETag"] = etag
+            if _etag_matches(request.headers.get("If-None-Match"), etag):
+                return web.Response(status=304, headers=headers)
+        return web.Response(
+            status=status,
+            body=body,
+            content_type="application/json",
+            charset="utf-8",
+            headers=headers,
+        )
+
+    def _paginate(
+        self, request: web.Request, repo: FakeRepo, items: list[Any]
+    ) -> tuple[list[Any], str | None]:
+        """Slice ``items`` per ``per_page``/``page`` and build GitHub's ``Link`` header."""
+        per_page = self._int_param(request, "per_page", DEFAULT_PER_PAGE)
+        per_page = min(per_page, MAX_PER_PAGE)
+        page = self._int_param(request, "page", 1)
+        last_page = max(1, math.ceil(len(items) / per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+
+        # GitHub links to /repositories/{id}/... whatever form the request used.
+        parts = request.path.split("/")
+        rest = parts[4:] if parts[1] == "repos" else parts[3:]
+        base = f"{self._api(request)}/repositories/{repo.id}/{'/'.join(rest)}"
+        params = [(k, v) for k, v in request.query.items() if k != "page"]
+
+        def url(n: int) -> str:
+            return f"{base}?{urlencode([*params, ('page', str(n))])}"
+
+        links: list[str] = []
+        if page > 1:
+            links.append(f'<{url(page - 1)}>; rel="prev"')
+        if page < last_page:
+            links.append(f'<{url(page + 1)}>; rel="next"')
+            links.append(f'<{url(last_page)}>; rel="last"')
+        if page > 1:
+            links.append(f'<{url(1)}>; rel="first"')
+        return chunk, ", ".join(links) or None
+
+    @staticmethod
+    def _int_param(request: web.Request, name: str, default: int) -> int:
+        raw = request.query.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            return default
+        return value if value >= 1 else default
+
+    def _repo_for(self, request: web.Request) -> FakeRepo:
+        match = request.match_info
+        if "repo_id" in match:
+            for repo in self._repos.values():
+                if str(repo.id) == match["repo_id"]:
+                    return repo
+            raise _not_found()
+        found = self._repos.get(f"{match['owner']}/{match['repo']}".lower())
+        if found is None:
+            raise _not_found()
+        return found
+
+    def _issue_for(self, request: web.Request) -> tuple[FakeRepo, FakeIssue]:
+        repo = self._repo_for(request)
+        issue = repo.issues.get(int(request.match_info["number"]))
+        if issue is None:
+            raise _not_found()
+        return repo, issue
+
+    async def _object_payload(self, request: web.Request) -> dict[str, Any]:
+        payload = await self._payload(request)
+        if payload is None:
+            return {}
+        if not isinstance(payload, dict):
+            raise _invalid_request(f"{json.dumps(payload)} is not an object.")
+        return payload
+
+    # ---------------------------------------------------------------- validation
+
+    @staticmethod
+    def _validate_title(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            if value is None:
+                raise _validation_failed("Issue", "title", "missing_field")
+            raise _invalid_request("For 'properties/title', value is not a string or integer.")
+        title = str(value)
+        if not title.strip():
+            raise _validation_failed("Issue", "title", "missing_field")
+        if len(title) > MAX_TITLE_LENGTH:
+            raise _validation_failed(
+                "Issue",
+                "title",
+                "custom",
+                f"title is too long (maximum is {MAX_TITLE_LENGTH} characters)",
+            )
+        return title
+
+    @staticmethod
+    def _validate_body(value: Any, resource: str = "Issue") -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _invalid_request("For 'properties/body', value is not a string or null.")
+        if len(value) > MAX_BODY_LENGTH:
+            raise _validation_failed(
+                resource,
+                "body",
+                "custom",
+                f"body is too long (maximum is {MAX_BODY_LENGTH} characters)",
+            )
+        return value
+
+    @staticmethod
+    def _label_names(value: Any) -> list[str]:
+        """Accept ``["a"]``, ``[{"name": "a"}]`` (what GitHub accepts for labels)."""
+        if not isinstance(value, list):
+            raise _invalid_request("For 'properties/labels', value is not an array.")
+        names: list[str] = []
+        for item in value:
+            name = item.get("name") if isinstance(item, dict) else item
+            if not isinstance(name, str) or not name.strip():
+                raise _validation_failed("Label", "name", "invalid")
+            names.append(name)
+        return names
+
+    def _assignees(self, payload: dict[str, Any]) -> list[FakeUser] | None:
+        if "assignees" in payload:
+            value = payload["assignees"]
+        elif "assignee" in payload:
+            value = [] if payload["assignee"] in (None, "") else [payload["assignee"]]
+        else:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _invalid_request("For 'properties/assignees', value is not an array of strings.")
+        return [self._user(login) for login in value]
+
+    # ---------------------------------------------------------------- handlers: user / repo
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        data = self._user_json(self._api(request), self.bot)
+        data["name"] = None
+        return self._respond(request, data)
+
+    async def _get_repo(self, request: web.Request) -> web.Response:
+        return self._respond(request, self._repo_json(self._api(request), self._repo_for(request)))
+
+    # ---------------------------------------------------------------- handlers: issues
+
+    async def _list_issues(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        query = request.query
+        state = query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise _validation_failed("Issue", "state", "invalid")
+        sort = query.get("sort", "created")
+        if sort not in ("created", "updated", "comments"):
+            raise _validation_failed("Issue", "sort", "invalid")
+        direction = query.get("direction", "desc")
+        if direction not in ("asc", "desc"):
+            raise _validation_failed("Issue", "direction", "invalid")
+        since = _parse_since(query.get("since"), "Issue")
+        wanted = [n.strip() for n in query.get("labels", "").split(",") if n.strip()]
+        creator = query.get("creator")
+        assignee = query.get("assignee")
+
+        def keep(issue: FakeIssue) -> bool:
+            if state != "all" and issue.state != state:
+                return False
+            if not all(issue.has_label(name) for name in wanted):
+                return False
+            if since is not None and issue.updated_at < since:
+                return False
+            if creator is not None and issue.user.login.lower() != creator.lower():
+                return False
+            if assignee == "none":
+                return not issue.assignees
+            if assignee == "*":
+                return bool(issue.assignees)
+            if assignee is not None:
+                return any(u.login.lower() == assignee.lower() for u in issue.assignees)
+            return True
+
+        def sort_key(issue: FakeIssue) -> tuple[Any, int]:
+            if sort == "updated":
+                return (issue.updated_at, issue.number)
+            if sort == "comments":
+                return (len(issue.comments), issue.number)
+            return (issue.created_at, issue.number)
+
+        matching = sorted(
+            (i for i in repo.issues.values() if keep(i)), key=sort_key, reverse=direction == "desc"
+        )
+        page, link = self._paginate(request, repo, matching)
+        api = self._api(request)
+        return self._respond(
+            request, [self._issue_json(api, repo, i, single=False) for i in page], link=link
+        )
+
+    async def _create_issue(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        payload = await self._object_payload(request)
+        title = self._validate_title(payload.get("title"))
+        body = self._validate_body(payload.get("body"))
+        labels = self._label_names(payload["labels"]) if payload.get("labels") is not None else []
+        assignees = self._assignees(payload) or []
+        issue = self._new_issue(repo, title, body, labels, assignees, self.bot)
+        return self._respond(
+            request, self._issue_json(self._api(request), repo, issue, single=True), status=201
+        )
+
+    async def _get_issue(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        data = self._issue_json(self._api(request), repo, issue, single=True)
+        return self._respond(request, data)
+
+    async def _edit_issue(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        payload = await self._object_payload(request)
+        # Validate everything before changing anything.
+        title = self._validate_title(payload["title"]) if "title" in payload else None
+        body = self._validate_body(payload.get("body"))
+        state = payload.get("state")
+        if state is not None and state not in ("open", "closed"):
+            raise _validation_failed("Issue", "state", "invalid")
+        reason = payload.get("state_reason")
+        if reason is not None and reason not in STATE_REASONS:
+            raise _validation_failed("Issue", "state_reason", "invalid")
+        labels = self._label_names(payload["labels"]) if payload.get("labels") is not None else None
+        assignees = self._assignees(payload)
+
+        with self._touching(issue):
+            if title is not None:
+                issue.title = title
+            if "body" in payload:
+                issue.body = body
+            if labels is not None:
+                self._set_labels(repo, issue, labels)
+            if assignees is not None:
+                issue.assignees = assignees
+            if state is not None:
+                self._set_state(issue, state, reason, self.bot)
+            elif reason is not None and issue.state == "closed":
+                issue.state_reason = reason
+        data = self._issue_json(self._api(request), repo, issue, single=True)
+        return self._respond(request, data)
+
+    # ---------------------------------------------------------------- handlers: issue labels
+
+    def _issue_labels_response(
+        self, request: web.Request, repo: FakeRepo, issue: FakeIssue
+    ) -> web.Response:
+        api = self._api(request)
+        return self._respond(request, [self._label_json(api, repo, lb) for lb in issue.labels])
+
+    async def _labels_from_body(self, request: web.Request) -> list[str]:
+        payload = await self._payload(request)
+        if isinstance(payload, dict):
+            payload = payload.get("labels", [])
+        return self._label_names(payload if payload is not None else [])
+
+    async def _list_issue_labels(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        page, link = self._paginate(request, repo, issue.labels)
+        api = self._api(request)
+        return self._respond(request, [self._label_json(api, repo, lb) for lb in page], link=link)
+
+    async def _add_issue_labels(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        names = await self._labels_from_body(request)
+        with self._touching(issue):
+            self._add_labels(repo, issue, names)
+        return self._issue_labels_response(request, repo, issue)
+
+    async def _set_issue_labels(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        names = await self._labels_from_body(request)
+        with self._touching(issue):
+            self._set_labels(repo, issue, names)
+        return self._issue_labels_response(request, repo, issue)
+
+    async def _clear_issue_labels(self, request: web.Request) -> web.Response:
+        _, issue = self._issue_for(request)
+        with self._touching(issue):
+            issue.labels = []
+        return web.Response(status=204)
+
+    async def _remove_issue_label(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        name = request.match_info["name"]
+        if not issue.has_label(name):
+            raise _ApiError(
+                404,
+                "Label does not exist",
+                documentation_url="https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue",
+            )
+        with self._touching(issue):
+            issue.labels = [lb for lb in issue.labels if lb.name.lower() != name.lower()]
+        return self._issue_labels_response(request, repo, issue)
+
+    # ---------------------------------------------------------------- handlers: comments
+
+    async def _list_comments(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        since = _parse_since(request.query.get("since"), "IssueComment")
+        matching = [c for c in issue.comments if since is None or c.updated_at >= since]
+        page, link = self._paginate(request, repo, matching)
+        api = self._api(request)
+        return self._respond(
+            request, [self._comment_json(api, repo, issue, c) for c in page], link=link
+        )
+
+    async def _comment_body(self, request: web.Request) -> str:
+        payload = await self._object_payload(request)
+        body = payload.get("body")
+        if body is None or (isinstance(body, str) and not body.strip()):
+            raise _validation_failed("IssueComment", "body", "missing_field")
+        result = self._validate_body(body, "IssueComment")
+        assert result is not None
+        return result
+
+    async def _create_comment(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        comment = self._new_comment(issue, await self._comment_body(request), self.bot)
+        return self._respond(
+            request, self._comment_json(self._api(request), repo, issue, comment), status=201
+        )
+
+    async def _get_comment(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        issue, comment = self._find_comment(repo, int(request.match_info["comment_id"]))
+        return self._respond(request, self._comment_json(self._api(request), repo, issue, comment))
+
+    async def _edit_comment(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        issue, comment = self._find_comment(repo, int(request.match_info["comment_id"]))
+        body = await self._comment_body(request)
+        if body != comment.body:
+            comment.body = body
+            comment.updated_at = self._now()
+        return self._respond(request, self._comment_json(self._api(request), repo, issue, comment))
+
+    async def _delete_comment(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        issue, comment = self._find_comment(repo, int(request.match_info["comment_id"]))
+        with self._touching(issue):
+            issue.comments.remove(comment)
+        return web.Response(status=204)
+
+    # ---------------------------------------------------------------- handlers: repo labels
+
+    async def _list_labels(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        page, link = self._paginate(request, repo, self.labels(repo.full_name))
+        api = self._api(request)
+        return self._respond(request, [self._label_json(api, repo, lb) for lb in page], link=link)
+
+    async def _get_label(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        label = repo.find_label(request.match_info["name"])
+        if label is None:
+            raise _not_found()
+        return self._respond(request, self._label_json(self._api(request), repo, label))
+
+    async def _create_label(self, request: web.Request) -> web.Response:
+        repo = self._repo_for(request)
+        payload = await self._object_payload(request)
+        name = payload.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _validation_failed("Label", "name", "missing_field")
+        color = payload.get("color", AUTO_LABEL_COLOR)
+        if not isinstance(color, str) or not _COLOR_RE.match(color.removeprefix("#")):
+            raise _validation_failed("Label", "color", "invalid")
+        description = payload.get("description")
+        if description is not None and (not isinstance(description, str) or len(description) > 100):
+            raise _validation_failed("Label", "description", "invalid")
+        if repo.find_label(name) is not None:
+            raise _ApiError(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "Label", "code": "already_exists", "field": "name"}],
+                documentation_url="https://docs.github.com/rest/issues/labels#create-a-label",
+            )
+        label = self.add_label(repo.full_name, name, color.removeprefix("#").lower(), description)
+        return self._respond(request, self._label_json(self._api(request), repo, label), status=201)
+
+
+def iter_link_header(value: str) -> Iterator[tuple[str, str]]:
+    """Parse a ``Link`` header into ``(rel, url)`` pairs (test convenience)."""
+    for part in value.split(","):
+        url_part, _, rel_part = part.strip().partition(";")
+        rel = rel_part.strip().removeprefix('rel="').removesuffix('"')
+        yield rel, url_part.strip().removeprefix("<").removesuffix(">")
