@@ -997,10 +997,36 @@ class _Problem:
     line: int | None = None  # when the node tree cannot give it (duplicate keys)
 
 
+_MAX_NODES = 100_000  # far above any real configuration; stops alias "billion laughs" bombs
+
+
+class _ShapeError(Exception):
+    """The document cannot be walked (a recursive alias, or aliases expanding beyond reason)."""
+
+    def __init__(self, loc: Loc, line: int, message: str) -> None:
+        super().__init__(message)
+        self.loc, self.line, self.message = loc, line, message
+
+
 def _index_lines(
-    node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[_Problem]
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    problems: list[_Problem],
+    ancestors: frozenset[int] = frozenset(),
 ) -> None:
-    """Record the line of every key and list item; report duplicate keys."""
+    """Record the line of every key and list item; report duplicate keys.
+
+    Aliases are walked like the data they expand to (so their keys get lines too); a node
+    containing itself, or a document expanding to more than ``_MAX_NODES``, is a _ShapeError.
+    """
+    if len(lines) > _MAX_NODES:
+        raise _ShapeError(loc, node.start_mark.line + 1, "YAML aliases expand to too much data")
+    if not isinstance(node, yaml.CollectionNode):
+        return
+    if id(node) in ancestors:
+        raise _ShapeError(loc, node.start_mark.line + 1, "a YAML alias may not contain itself")
+    inside = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -1013,12 +1039,12 @@ def _index_lines(
                 problems.append(_Problem(child, f"duplicate key (also on line {seen[key]})", line))
             seen[key] = line
             lines[child] = line
-            _index_lines(value_node, child, lines, problems)
+            _index_lines(value_node, child, lines, problems, inside)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = (*loc, index)
             lines[child] = item.start_mark.line + 1
-            _index_lines(item, child, lines, problems)
+            _index_lines(item, child, lines, problems, inside)
 
 
 def _yaml_problem(label: str, exc: yaml.YAMLError) -> str:
@@ -1028,6 +1054,8 @@ def _yaml_problem(label: str, exc: yaml.YAMLError) -> str:
         what = "; ".join(part for part in (exc.context, exc.problem) if part)
         where = f"{label}:{mark.line + 1}" if mark is not None else label
         return f"{where}: YAML syntax error: {what or 'invalid YAML'}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"{label}: YAML syntax error: unacceptable character #x{exc.character:04x}"
     return f"{label}: YAML syntax error"
 
 
@@ -1211,7 +1239,10 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         reason = exc.strerror or type(exc).__name__
         raise ConfigError([f"{label}: cannot read the configuration file: {reason}"]) from None
 
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters at once
+        raise ConfigError([_yaml_problem(label, exc)]) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -1224,7 +1255,10 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
     problems: list[_Problem] = []
     if node is not None:
         lines[()] = node.start_mark.line + 1
-        _index_lines(node, (), lines, problems)
+        try:
+            _index_lines(node, (), lines, problems)
+        except _ShapeError as exc:
+            raise ConfigError([f"{label}:{exc.line}: {_dotted(exc.loc)}: {exc.message}"]) from None
     if data is None:
         data = {}  # an empty file (or only comments) is the zero-config
     if not isinstance(data, dict):
@@ -1236,7 +1270,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
     data = _substitute(data, (), environ, substitution_problems)
     problems += substitution_problems
     unsubstituted = {problem.loc for problem in substitution_problems}
-    absolute = path.absolute()
+    absolute = Path(os.path.normpath(path.absolute()))
     return _validate(data, absolute, absolute.parent, label, lines, problems, unsubstituted)
 
 

@@ -334,10 +334,9 @@ _M = TypeVar("_M", bound=BaseModel)
 
 @dataclass(slots=True)
 class _Document:
-    """One parsed YAML file: its display path, data and node tree (for line numbers)."""
+    """One parsed YAML file: its display path and node tree (for line numbers)."""
 
     path: Path
-    data: Any
     node: yaml.Node | None
 
     def line(self, loc: Loc) -> int:
@@ -459,7 +458,7 @@ class _Loader:
             return None
         finally:
             loader.dispose()
-        doc = _Document(path, data, node)
+        doc = _Document(path, node)
         before = len(self.problems)
         self.check_duplicate_keys(doc, node, ())
         try:
