@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.app import OUTBOX, create_app
@@ -46,15 +47,18 @@ def write_config(tmp_path: Path, text: str, env: dict[str, str] | None = None) -
 class Harness:
     """The bridge served on loopback, with the fake GitHub behind it."""
 
-    def __init__(self, tmp_path: Path, github: FakeGitHub, clock: FakeClock, config_text: str) -> None:
+    def __init__(
+        self, tmp_path: Path, github: FakeGitHub, clock: FakeClock, config_text: str
+    ) -> None:
         self.tmp_path = tmp_path
         self.github = github
         self.clock = clock
         self.config = write_config(tmp_path, config_text, {"GITHUB_URL": github.base_url})
         self.client: TestClient[Any, Any] | None = None
+        self.app: web.Application | None = None
 
     async def start(self) -> None:
-        app = create_app(self.config, clock=self.clock, run_outbox=False)
+        app = self.app = create_app(self.config, clock=self.clock, run_outbox=False)
         self.client = TestClient(TestServer(app, host="127.0.0.1"))
         await self.client.start_server()
         await app[SERVICES].labels_ready.wait()  # start-up label creation is not under test here
@@ -86,7 +90,8 @@ class Harness:
 
     async def drain(self) -> None:
         """Run every effect that is due now."""
-        await self.http.server.app[OUTBOX].drain()
+        assert self.app is not None
+        await self.app[OUTBOX].drain()
 
     async def incidents(self) -> list[dict[str, Any]]:
         response = await self.http.get("/api/v1/incidents")

@@ -127,7 +127,8 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _post(url: str, body: bytes) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 -- loopback URL
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 -- loopback URL
         return response.status, response.read()
 
@@ -163,7 +164,7 @@ def zero_config_server(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 def test_zero_config_serve_runs_dry_and_stops_cleanly(
     zero_config_server: subprocess.Popen[str], tmp_path: Path
 ) -> None:
-    """No config: dry-run on 127.0.0.1:9095 with ./incident-bridge.db; SIGTERM exits 0 within 10 s."""
+    """No config: dry-run on 127.0.0.1:9095 with ./incident-bridge.db; SIGTERM: exit 0 in 10 s."""
     base = "http://127.0.0.1:9095"
     body = (FIXTURES / "13_critical_list_service_unavailable.json").read_bytes()
     status, answer = _post(f"{base}/api/v1/alerts", body)

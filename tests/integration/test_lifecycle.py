@@ -145,17 +145,23 @@ async def test_watchdog_heartbeat_is_never_an_incident(harness: Harness) -> None
 
 async def test_same_payload_three_times_at_once_makes_one_issue(harness: Harness) -> None:
     """Alertmanager HA pairs and retries deliver duplicates concurrently: one incident."""
-    results = await asyncio.gather(*(harness.post(payload("04_group_of_3_firing.json")) for _ in range(3)))
+    results = await asyncio.gather(
+        *(harness.post(payload("04_group_of_3_firing.json")) for _ in range(3))
+    )
     await harness.drain()
 
     assert [status for status, _ in results] == [200, 200, 200]
-    assert sorted(answer["outcome"] for _, answer in results) == ["opened", "unchanged", "unchanged"]
+    assert sorted(answer["outcome"] for _, answer in results) == [
+        "opened",
+        "unchanged",
+        "unchanged",
+    ]
     assert len(harness.issues()) == 1
     assert len(await harness.incidents()) == 1
 
 
 async def test_restart_keeps_the_state(harness: Harness) -> None:
-    """After a restart the bridge knows its incidents: a repeat is still a no-op, a resolve closes."""
+    """After a restart the bridge knows its incidents: a repeat is a no-op, a resolve closes."""
     await harness.post(payload("04_group_of_3_firing.json"))
     await harness.drain()
     await harness.restart()

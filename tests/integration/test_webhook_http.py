@@ -79,7 +79,9 @@ def _mutations() -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize(("what", "mutate"), _mutations(), ids=[m[0] for m in _mutations()])
-async def test_payloads_that_are_not_webhooks_get_400(harness: Harness, what: str, mutate: Any) -> None:
+async def test_payloads_that_are_not_webhooks_get_400(
+    harness: Harness, what: str, mutate: Any
+) -> None:
     """Wrong versions, types and missing fields are the sender's error: 400, never 500."""
     body = payload("01_firing_single.json")
     mutate(body)
@@ -141,7 +143,10 @@ async def test_body_above_the_limit_is_413(guarded: Harness) -> None:
     response = await guarded.http.post(
         "/api/v1/alerts",
         data=chunks(),
-        headers={"Authorization": "Bearer s3cret-webhook-token", "Content-Type": "application/json"},
+        headers={
+            "Authorization": "Bearer s3cret-webhook-token",
+            "Content-Type": "application/json",
+        },
     )
     assert response.status == 413
 
@@ -149,7 +154,8 @@ async def test_body_above_the_limit_is_413(guarded: Harness) -> None:
 async def test_disk_full_is_503_and_nothing_is_half_written(harness: Harness) -> None:
     """A full disk (SQLite's real SQLITE_FULL) answers 503 so Alertmanager retries; once space is
     back, the retry is accepted and makes exactly one incident."""
-    store = harness.http.server.app[SERVICES].store
+    assert harness.app is not None
+    store = harness.app[SERVICES].store
     assert isinstance(store, SqliteStore)
     await store.execute_for_test("PRAGMA max_page_count = 1")  # clamped to the file's size: full
     big = payload("01_firing_single.json")

@@ -17,7 +17,9 @@ T0 = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
 def classify(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Classification:
     """A stand-in for the rules: the ``priority`` label, else P3; ``kind=maintenance``."""
     priority = Priority(labels.get("priority", "P3"))
-    return Classification(priority, f"test {priority}", maintenance=labels.get("kind") == "maintenance")
+    return Classification(
+        priority, f"test {priority}", maintenance=labels.get("kind") == "maintenance"
+    )
 
 
 POLICY = Policy(
@@ -123,7 +125,9 @@ def test_resolution_comments_then_syncs() -> None:
 def test_stale_firing_snapshot_never_reopens_a_resolved_alert() -> None:
     """Out of order: the resolved snapshot arrived first; the older firing one changes nothing."""
     inc = step(None, note(alert(), alert("a2"))).incident
-    inc = step(inc, note(alert(status="resolved", ends=T0 + timedelta(minutes=1)), alert("a2"))).incident
+    inc = step(
+        inc, note(alert(status="resolved", ends=T0 + timedelta(minutes=1)), alert("a2"))
+    ).incident
     d = step(inc, note(alert(), alert("a2")), T0 + timedelta(minutes=2))
     assert d.outcome == "unchanged"
     assert inc is not None
