@@ -393,13 +393,14 @@ class FakeGitHub:
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self) -> None:
-        """Start serving on 127.0.0.1 with an ephemeral port."""
+    async def start(self, port: int = 0) -> None:
+        """Start serving on 127.0.0.1 (an ephemeral port unless one is given, e.g. to come back
+        on the same address after ``close()``)."""
         if self._runner is not None:
             return
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         host, port = runner.addresses[0][:2]
         self._runner = runner
