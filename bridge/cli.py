@@ -23,7 +23,7 @@ from bridge.config import Config, ConfigError, load_config
 from bridge.engine import apply_notification
 from bridge.github import render
 from bridge.identity import identity_key, identity_of
-from bridge.rules import RulesError, bundled_directory
+from bridge.rules import Rules, RulesError, bundled_directory
 from bridge.web.services import SERVICES
 
 log = structlog.get_logger("bridge.cli")
@@ -38,8 +38,14 @@ def _config_path(arg: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _load(arg: str | None) -> Config:
-    return load_config(_config_path(arg))
+def _load(arg: str | None) -> tuple[Config, Rules] | None:
+    """The config and its rules, or None after printing every problem (exit 2)."""
+    try:
+        config = load_config(_config_path(arg))
+        return config, load_rules(config)
+    except (ConfigError, RulesError) as error:
+        _print_problems(error.problems)
+        return None
 
 
 def _print_problems(problems: Sequence[str]) -> None:
@@ -76,12 +82,10 @@ async def _serve(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config)
-        load_rules(config)
-    except (ConfigError, RulesError) as error:
-        _print_problems(error.problems)
+    loaded = _load(args.config)
+    if loaded is None:
         return EXIT_INVALID
+    config, _ = loaded
     if config.config_path is None:
         log.info("zero_config", note="no config file: dry-run, nothing is sent anywhere")
     try:
@@ -93,12 +97,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config)
-        load_rules(config)
-    except (ConfigError, RulesError) as error:
-        _print_problems(error.problems)
+    loaded = _load(args.config)
+    if loaded is None:
         return EXIT_INVALID
+    config, _ = loaded
     where = config.config_path or "zero-config defaults"
     mode = (
         "dry-run (no GitHub credentials)"
@@ -110,12 +112,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config)
-        rules = load_rules(config)
-    except (ConfigError, RulesError) as error:
-        _print_problems(error.problems)
+    loaded = _load(args.config)
+    if loaded is None:
         return EXIT_INVALID
+    config, rules = loaded
     try:
         notification = parse_webhook(Path(args.payload).read_bytes())
     except OSError as error:
@@ -129,18 +129,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     identity = identity_of(notification, config.identity)
     decision = apply_notification(None, notification, now, policy)
     incident = decision.incident
-    alerts: list[dict[str, object]] = [
-        {
-            "fingerprint": a.fingerprint,
-            "alertname": a.labels.get("alertname", ""),
-            "status": a.status,
-            "heartbeat": a.labels.get("alertname") == policy.heartbeat_alertname,
-            "priority": str(policy.classify(a.labels, a.annotations).priority),
-            "rule": policy.classify(a.labels, a.annotations).rule,
-            "maintenance": policy.classify(a.labels, a.annotations).maintenance,
-        }
-        for a in notification.alerts
-    ]
+    alerts: list[dict[str, object]] = []
+    for a in notification.alerts:
+        decided = policy.classify(a.labels, a.annotations)
+        alerts.append(
+            {
+                "fingerprint": a.fingerprint,
+                "alertname": a.labels.get("alertname", ""),
+                "status": a.status,
+                "heartbeat": a.labels.get("alertname") == policy.heartbeat_alertname,
+                "priority": str(decided.priority),
+                "rule": decided.rule,
+                "maintenance": decided.maintenance,
+            }
+        )
     result: dict[str, object] = {
         "identity": {
             "mode": config.identity,

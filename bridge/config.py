@@ -56,6 +56,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from bridge.business_hours import BusinessHours
 from bridge.durations import format_duration, parse_duration
+from bridge.keypath import Loc, key_path
 
 __all__ = [
     "AlertmanagerConfig",
@@ -80,7 +81,6 @@ __all__ = [
     "load_config",
 ]
 
-Loc = tuple[str | int, ...]
 
 SECRET_MASK = "<secret>"  # noqa: S105 -- the placeholder printed instead of a secret
 
@@ -1185,16 +1185,6 @@ def _validation_problems(error: ValidationError) -> list[_Problem]:
     return problems
 
 
-def _dotted(loc: Loc) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
-
-
 def _render(problem: _Problem, label: str | None, lines: Mapping[Loc, int]) -> tuple[int, str]:
     line = problem.line
     if line is None:
@@ -1203,7 +1193,7 @@ def _render(problem: _Problem, label: str | None, lines: Mapping[Loc, int]) -> t
                 line = lines[problem.loc[:end]]
                 break
     where = label if label is None or line is None else f"{label}:{line}"
-    path = _dotted(problem.loc)
+    path = key_path(problem.loc)
     parts = [part for part in (where, path) if part]
     prefix = ": ".join(parts)
     text = f"{prefix}: {problem.message}" if prefix else problem.message
@@ -1258,7 +1248,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         try:
             _index_lines(node, (), lines, problems)
         except _ShapeError as exc:
-            raise ConfigError([f"{label}:{exc.line}: {_dotted(exc.loc)}: {exc.message}"]) from None
+            raise ConfigError([f"{label}:{exc.line}: {key_path(exc.loc)}: {exc.message}"]) from None
     if data is None:
         data = {}  # an empty file (or only comments) is the zero-config
     if not isinstance(data, dict):

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from bridge.durations import parse_duration
+from bridge.keypath import Loc, key_path
 from bridge.matchers import Matcher, parse_matcher
 from bridge.model import Priority
 from bridge.values import Unit
@@ -68,8 +69,6 @@ CRITICAL_FILE = "critical.yaml"
 THRESHOLDS_FILE = "thresholds.yaml"
 RULES_FILE = "rules.yaml"
 RUNBOOKS_DIR = "runbooks"
-
-Loc: TypeAlias = tuple[str | int, ...]
 
 
 class RulesError(Exception):
@@ -365,16 +364,6 @@ def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node | None, yaml.Nod
     return None
 
 
-def _key_path(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part != "[key]":
-            out += f".{part}" if out else part
-    return out
-
-
 class _Loader:
     """Loads one rules directory, collecting every problem before giving up."""
 
@@ -385,7 +374,7 @@ class _Loader:
     def problem(self, doc: _Document, loc: Loc, message: str, line: int | None = None) -> None:
         """Record ``message`` about the key at ``loc`` (its line found unless given)."""
         where = f"{doc.path}:{line or doc.line(loc)}"
-        path = _key_path(loc)
+        path = key_path(loc)
         self.problems.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
 
     def load(self) -> Rules:
