@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.app import create_app
 from bridge.clock import FakeClock
+from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from support import REPO, Harness, github_config, payload, write_config
 
@@ -120,5 +121,23 @@ async def test_served_outbox_runs_without_being_driven(tmp_path: Path, github: F
             await asyncio.sleep(0.02)
         [issue] = github.issues(REPO)
         assert "priority-critical" in issue.label_names
+    finally:
+        await client.close()
+
+
+async def test_labels_are_created_once_github_answers_after_a_bad_start(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    """GitHub failing at start-up does not stop the bridge; the labels come when it recovers."""
+    github.down = True
+    config = write_config(tmp_path, github_config(), {"GITHUB_URL": github.base_url})
+    app = create_app(config, run_outbox=False)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        assert (await client.get("/readyz")).status == 200
+        github.down = False
+        await asyncio.wait_for(app[SERVICES].labels_ready.wait(), timeout=10)
+        assert "priority-critical" in {label.name for label in github.labels(REPO)}
     finally:
         await client.close()
