@@ -8,14 +8,20 @@ sender is not an Alertmanager.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, ValidationError
 
 from bridge.model import AlertSnapshot, Notification
 
 Labels = dict[StrictStr, StrictStr]
+# An RFC 3339 string (JSON has no time type); strict refuses a bare number read as Unix time.
+StrictDatetime = Annotated[datetime, Strict()]
+# Times the bridge can compute with (deadlines, durations); Go's zero time is "not ended".
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class WebhookError(ValueError):
@@ -30,8 +36,8 @@ class WebhookAlert(_Model):
     status: Literal["firing", "resolved"]
     labels: Labels
     annotations: Labels = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: StrictDatetime
+    endsAt: StrictDatetime | None = None
     generatorURL: StrictStr = ""
     fingerprint: StrictStr = ""
 
@@ -50,8 +56,11 @@ class WebhookPayload(_Model):
 
 
 def labels_fingerprint(labels: dict[str, str]) -> str:
-    """A stable 16-hex-digit fingerprint for senders that leave ``fingerprint`` out."""
-    canonical = "\x00".join(f"{k}\x01{v}" for k, v in sorted(labels.items()))
+    """A stable 16-hex-digit fingerprint for senders that leave ``fingerprint`` out.
+
+    The canonical form is JSON of the sorted pairs, so no label text can imitate a separator.
+    """
+    canonical = json.dumps(sorted(labels.items()), ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -59,11 +68,21 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _in_range(moment: datetime, field: str) -> datetime:
+    if not _EARLIEST <= moment < _LATEST:
+        raise WebhookError(f"not an Alertmanager webhook: alerts.{field}: outside 1970..2999")
+    return moment
+
+
+def _starts_at(moment: datetime) -> datetime:
+    return _in_range(_aware(moment), "startsAt")
+
+
 def _ends_at(moment: datetime | None) -> datetime | None:
     # Alertmanager sends Go's zero time (0001-01-01T00:00:00Z) for "not ended".
     if moment is None or moment.year <= 1:
         return None
-    return _aware(moment)
+    return _in_range(_aware(moment), "endsAt")
 
 
 def _describe(error: ValidationError) -> str:
@@ -89,7 +108,7 @@ def parse_webhook(body: bytes) -> Notification:
             status=a.status,
             labels=dict(a.labels),
             annotations=dict(a.annotations),
-            starts_at=_aware(a.startsAt),
+            starts_at=_starts_at(a.startsAt),
             ends_at=_ends_at(a.endsAt),
             generator_url=a.generatorURL,
         )

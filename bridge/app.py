@@ -43,6 +43,9 @@ from bridge.web.services import SERVICES, Services
 log = structlog.get_logger(__name__)
 
 
+POSTGRES_NOT_YET = "the PostgreSQL store is not available in this version yet; use sqlite:///…"
+
+
 class StartupError(Exception):
     """The configuration cannot be served (the message names the key)."""
 
@@ -154,7 +157,7 @@ def make_tracker(config: Config, metrics: Metrics) -> IssueTracker:
 def make_store(config: Config, clock: Clock) -> Store:
     path = config.store.sqlite_path
     if path is None:
-        raise StartupError("store.url: the PostgreSQL store is not available in this version yet")
+        raise StartupError(f"store.url: {POSTGRES_NOT_YET}")
     return SqliteStore(Path(path), clock=clock)
 
 

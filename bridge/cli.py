@@ -17,7 +17,14 @@ from aiohttp import web
 
 from bridge import logs
 from bridge.alertmanager import WebhookError, parse_webhook
-from bridge.app import StartupError, build_policy, build_render_options, create_app, load_rules
+from bridge.app import (
+    POSTGRES_NOT_YET,
+    StartupError,
+    build_policy,
+    build_render_options,
+    create_app,
+    load_rules,
+)
 from bridge.clock import system_clock
 from bridge.config import Config, ConfigError, load_config
 from bridge.engine import apply_notification
@@ -42,10 +49,15 @@ def _load(arg: str | None) -> tuple[Config, Rules] | None:
     """The config and its rules, or None after printing every problem (exit 2)."""
     try:
         config = load_config(_config_path(arg))
-        return config, load_rules(config)
+        rules = load_rules(config)
     except (ConfigError, RulesError) as error:
         _print_problems(error.problems)
         return None
+    if config.store.is_postgres:
+        label = f"{config.config_path}: " if config.config_path else ""
+        _print_problems([f"{label}store.url: {POSTGRES_NOT_YET}"])
+        return None
+    return config, rules
 
 
 def _print_problems(problems: Sequence[str]) -> None:
@@ -60,7 +72,11 @@ async def _serve(config: Config) -> None:
     )
     await runner.setup()
     site = web.TCPSite(runner, config.listen_host, config.listen_port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # close the store and stop the workers before reporting
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,6 +108,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(_serve(config))
     except StartupError as error:
         print(str(error), file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as error:  # the listen address is taken or not ours to bind
+        print(
+            f"listen: cannot listen on {config.listen}: {error.strerror or error}", file=sys.stderr
+        )
         return EXIT_INVALID
     return 0
 

@@ -57,6 +57,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 from bridge.business_hours import BusinessHours
 from bridge.durations import format_duration, parse_duration
 from bridge.keypath import Loc, key_path
+from bridge.yaml12 import Yaml12Loader
 
 __all__ = [
     "AlertmanagerConfig",
@@ -961,35 +962,6 @@ def describe(config: Config) -> dict[str, Any]:
 # YAML
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core scalars: true/false only, no sexagesimal, no 1.1 octal."""
-
-
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Loader.add_implicit_resolver(
-    _INT_TAG,
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT_TAG,
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+.0123456789"),
-)
-
-
 @dataclass(frozen=True, slots=True)
 class _Problem:
     loc: Loc
@@ -1230,7 +1202,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         raise ConfigError([f"{label}: cannot read the configuration file: {reason}"]) from None
 
     try:
-        loader = _Loader(text)
+        loader = Yaml12Loader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters at once
         raise ConfigError([_yaml_problem(label, exc)]) from None
     try:

@@ -36,6 +36,7 @@ from bridge.keypath import Loc, key_path
 from bridge.matchers import Matcher, parse_matcher
 from bridge.model import Priority
 from bridge.values import Unit
+from bridge.yaml12 import Yaml12Loader
 
 __all__ = [
     "NEXT_BUSINESS_DAY",
@@ -433,7 +434,7 @@ class _Loader:
         except (OSError, UnicodeDecodeError) as exc:
             self.problems.append(f"{path}: cannot read: {exc}")
             return None
-        loader = yaml.SafeLoader(text)
+        loader = Yaml12Loader(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else empty

@@ -26,11 +26,15 @@ BODY_LIMIT = 65_536
 TITLE_LIMIT = 256
 _BODY_BUDGET = 60_000  # leave room for text people add outside the bridge region
 _CELL = 120
+_URL_LIMIT = 2000  # after percent-encoding, which can grow text twelvefold
 _TIMELINE_ROWS = 30
 _MAINT_PREFIX = {"perfective": "MAINT-PERF", "adaptive": "MAINT-ADAPT", "preventive": "MAINT-PREV"}
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+# C0/C1 controls, zero-width characters and every Unicode bidi control (incl. U+061C) and BOM.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +84,10 @@ def safe_url(url: str) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
-    return quote(url, safe=":/?#[]@!$&'*+,;=%-._~")
+    encoded = quote(url, safe=":/?#[]@!$&'*+,;=%-._~")
+    return encoded if len(encoded) <= _URL_LIMIT else None
 
 
 def _time(moment: datetime | None) -> str:

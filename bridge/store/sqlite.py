@@ -134,7 +134,10 @@ class _Writer(threading.Thread):
             failure = StoreUnavailable(f"sqlite: {error}")
             results = [(future, False, failure) for _, future in batch]
         for future, ok, value in results:
-            self._loop.call_soon_threadsafe(_settle, future, ok, value)
+            try:
+                self._loop.call_soon_threadsafe(_settle, future, ok, value)
+            except RuntimeError:  # the event loop is gone: nobody is waiting any more
+                break
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -290,6 +293,8 @@ class SqliteStore:
             return await loop.run_in_executor(self._read_pool, fn)
         except sqlite3.Error as error:
             raise StoreUnavailable(f"sqlite: {error}") from error
+        except RuntimeError as error:  # the reader pool was shut down: the store is closed
+            raise StoreUnavailable(f"store is closed: {error}") from error
 
     def _rconn(self) -> sqlite3.Connection:
         if self._reader is None:
@@ -338,32 +343,46 @@ class SqliteStore:
         at = codec.epoch(now)
 
         def unit(conn: sqlite3.Connection) -> list[ClaimedEffect]:
+            # Due pending effects, and running ones whose lease ran out (their worker died or
+            # gave up: the outcome of what it sent is unknown). One per incident: its oldest.
             rows = conn.execute(
                 "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim,"
-                " o.created_at, o.outcome_unknown FROM outbox o"
-                " WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
+                " o.created_at, o.outcome_unknown, o.state FROM outbox o"
+                " WHERE ((o.state = 'pending' AND o.next_attempt_at <= ?)"
+                "        OR (o.state = 'running' AND o.lease_until <= ?))"
                 " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
                 "             AND p.state IN ('pending', 'running'))"
                 " ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (at, limit),
+                (at, at, limit),
             ).fetchall()
             claimed = []
-            for row in rows:
+            for (
+                effect_id,
+                incident_id,
+                kind,
+                payload,
+                attempts,
+                claim,
+                created,
+                unknown,
+                state,
+            ) in rows:
+                lapsed = state == "running"
                 conn.execute(
-                    "UPDATE outbox SET state = 'running', claim = claim + 1, lease_until = ?"
-                    " WHERE id = ?",
-                    (at + lease.total_seconds(), row[0]),
+                    "UPDATE outbox SET state = 'running', claim = claim + 1, lease_until = ?,"
+                    " outcome_unknown = outcome_unknown OR ? WHERE id = ?",
+                    (at + lease.total_seconds(), lapsed, effect_id),
                 )
                 claimed.append(
                     ClaimedEffect(
-                        id=row[0],
-                        incident_id=row[1],
-                        kind=row[2],
-                        payload=json.loads(row[3]),
-                        attempts=row[4],
-                        claim=row[5] + 1,
-                        created_at=codec.from_epoch(row[6]),
-                        outcome_unknown=bool(row[7]),
+                        id=effect_id,
+                        incident_id=incident_id,
+                        kind=kind,
+                        payload=json.loads(payload),
+                        attempts=attempts,
+                        claim=claim + 1,
+                        created_at=codec.from_epoch(created),
+                        outcome_unknown=bool(unknown) or lapsed,
                     )
                 )
             return claimed

@@ -53,6 +53,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'pending';
     CREATE INDEX outbox_active ON outbox (incident_id, id) WHERE state IN ('pending', 'running');
+    CREATE INDEX outbox_leases ON outbox (lease_until) WHERE state = 'running';
     CREATE TABLE github_issues (
         incident_id INTEGER NOT NULL REFERENCES incidents (id),
         repository  TEXT NOT NULL,

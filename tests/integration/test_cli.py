@@ -204,3 +204,25 @@ def test_zero_config_serve_runs_dry_and_stops_cleanly(
         "maintenance-corrective",
         "priority-critical",
     ]
+
+
+def test_check_config_refuses_a_store_it_cannot_serve(tmp_path: Path) -> None:
+    """A PostgreSQL URL is valid syntax but not served by this version: both commands say so."""
+    (tmp_path / "bridge.yaml").write_text("store:\n  url: postgresql://u@127.0.0.1:5432/test\n")
+    for command in ("check-config", "serve"):
+        result = run(command, "--config", str(tmp_path / "bridge.yaml"))
+        assert result.returncode == 2
+        assert "store.url: the PostgreSQL store is not available" in result.stderr
+
+
+def test_serve_on_a_taken_port_exits_2_with_one_line(tmp_path: Path) -> None:
+    """A listen address in use is a clear one-line error naming the key, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "bridge.yaml").write_text(f"listen: 127.0.0.1:{port}\n")
+        result = run("serve", "--config", str(tmp_path / "bridge.yaml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("listen: cannot listen on")
+    assert "Traceback" not in result.stderr
