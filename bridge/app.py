@@ -131,7 +131,7 @@ def label_specs(config: Config, rules: Rules) -> list[LabelSpec]:
     return specs
 
 
-def make_tracker(config: Config, metrics: Metrics) -> IssueTracker:
+def make_tracker(config: Config, metrics: Metrics, clock: Clock) -> IssueTracker:
     gh = config.github
     if gh.dry_run or gh.repository is None:
         return DryRunTracker()
@@ -151,6 +151,7 @@ def make_tracker(config: Config, metrics: Metrics) -> IssueTracker:
         auth=auth,
         timeout=gh.timeout.total_seconds(),
         metrics=metrics,
+        clock=clock,
     )
 
 
@@ -192,7 +193,7 @@ def create_app(
     store = make_store(config, clock)
     policy = build_policy(config, rules)
     app = web.Application(client_max_size=config.webhook.max_body_bytes + 1024)
-    the_tracker = tracker or make_tracker(config, metrics)
+    the_tracker = tracker or make_tracker(config, metrics, clock)
     sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock)
     outbox = Outbox(store, sync.run, clock, metrics)
     ingestor = Ingestor(store, policy, config.identity, clock, metrics, on_effects=outbox.wake)

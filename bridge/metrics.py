@@ -21,6 +21,8 @@ GITHUB_OPERATIONS = (
     "list_labels",
     "create_label",
     "get_user",
+    "list_issues",
+    "list_comments",
 )
 EFFECT_RESULTS = ("done", "retry", "failed")
 INGEST_OUTCOMES = (
@@ -79,6 +81,16 @@ class Metrics:
             "incident_bridge_github_requests",
             "Requests to the GitHub API, by operation and HTTP status (or 'error' when none).",
             ["operation", "status"],
+            registry=r,
+        )
+        self.github_rate_remaining = Gauge(
+            "incident_bridge_github_rate_limit_remaining",
+            "Requests left in GitHub's primary rate-limit window (x-ratelimit-remaining).",
+            registry=r,
+        )
+        self.github_rate_reset = Gauge(
+            "incident_bridge_github_rate_limit_reset_timestamp_seconds",
+            "When GitHub's primary rate-limit window resets (x-ratelimit-reset).",
             registry=r,
         )
         self.effects = Counter(

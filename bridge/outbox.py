@@ -98,7 +98,7 @@ class Outbox:
     async def _run(self, effect: ClaimedEffect) -> None:
         started = time.perf_counter()
         bound = structlog.contextvars.bind_contextvars(
-            effect_id=effect.id, effect=effect.kind, incident_row=effect.incident_id
+            effect_id=effect.id, effect=effect.kind, incident=effect.incident_label
         )
         result = "done"
         error_text: str | None = None
@@ -142,8 +142,9 @@ class Outbox:
             "effect",
             effect_id=effect.id,
             effect=effect.kind,
-            incident_row=effect.incident_id,
+            incident=effect.incident_label,
             attempt=effect.attempts + 1,
+            outcome_unknown=effect.outcome_unknown,
             result=result,
             error=error_text,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -9,11 +9,11 @@ CONTRACT.md hold. Errors come out as ``GitHubError`` classified retryable or per
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import github
@@ -21,9 +21,9 @@ import requests
 import structlog
 from github.GithubException import GithubException
 
+from bridge.clock import Clock
 from bridge.metrics import Metrics
 
-T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 DRY_RUN_REPOSITORY = "(dry-run)"
@@ -46,6 +46,7 @@ class CreatedIssue:
 @dataclass(frozen=True, slots=True)
 class RemoteIssue:
     number: int
+    url: str
     title: str
     body: str
     state: str
@@ -94,6 +95,12 @@ class IssueTracker(Protocol):
 
     async def create_comment(self, number: int, body: str) -> None: ...
 
+    async def find_issue(self, marker: str) -> RemoteIssue | None:
+        """The recent bridge issue whose body carries ``marker`` (list API, never Search)."""
+
+    async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
+        """Whether a comment carrying ``marker`` was posted on the issue since ``since``."""
+
 
 def _retry_after(headers: dict[str, Any], now: float) -> float | None:
     """Seconds to wait from ``Retry-After`` or an exhausted ``x-ratelimit-*`` window."""
@@ -141,8 +148,28 @@ def _not_sent(error: requests.RequestException) -> bool:
     )
 
 
+def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
+    return RemoteIssue(
+        number=int(data["number"]),
+        url=str(data.get("html_url") or ""),
+        title=str(data.get("title") or ""),
+        body=str(data.get("body") or ""),
+        state=str(data.get("state") or "open"),
+        labels=frozenset(str(label["name"]) for label in data.get("labels") or []),
+        etag=etag,
+    )
+
+
+_LIST_PAGES = 3  # "recent": the 300 newest bridge issues, or 300 comments since the attempt
+
+
 class PyGithubTracker:
-    """The real GitHub, through PyGithub's requester."""
+    """The real GitHub, through PyGithub's requester.
+
+    Politeness: one request at a time per token; after a 403/429 with ``Retry-After`` or an
+    exhausted ``x-ratelimit-remaining``, no request at all until the window ends: effects asking
+    meanwhile fail fast as retryable and the outbox reschedules them (nobody sleeps holding work).
+    """
 
     def __init__(
         self,
@@ -152,9 +179,12 @@ class PyGithubTracker:
         auth: github.Auth.Auth,
         timeout: float,
         metrics: Metrics,
+        clock: Clock,
     ) -> None:
         self.repository = repository
         self._metrics = metrics
+        self._clock = clock
+        self._blocked_until = 0.0  # epoch seconds: no request before this
         self._gh = github.Github(
             auth=auth,
             base_url=api_url.rstrip("/"),
@@ -171,40 +201,63 @@ class PyGithubTracker:
     async def close(self) -> None:
         await asyncio.to_thread(self._gh.close)
 
-    async def _call(self, operation: str, fn: Callable[[], T]) -> T:
+    def _observe(self, headers: dict[str, Any]) -> None:
+        """Track the primary rate limit from a response's headers."""
+        remaining = headers.get("x-ratelimit-remaining")
+        reset = headers.get("x-ratelimit-reset")
+        try:
+            if remaining is not None:
+                self._metrics.github_rate_remaining.set(float(remaining))
+            if reset is not None:
+                self._metrics.github_rate_reset.set(float(reset))
+            if remaining is not None and reset is not None and float(remaining) <= 0:
+                self._blocked_until = max(self._blocked_until, float(reset))
+        except ValueError:
+            log.warning("github_rate_headers_unreadable")
+
+    async def _request(
+        self, operation: str, verb: str, path: str, **kwargs: Any
+    ) -> tuple[dict[str, Any], Any]:
+        """One request, in turn, outside any rate-limit window; errors classified."""
         async with self._lock:
+            now = self._clock().timestamp()
+            if now < self._blocked_until:
+                self._metrics.github_requests.labels(operation, "deferred").inc()
+                raise GitHubError(
+                    "GitHub rate-limit window: not calling before it ends",
+                    retryable=True,
+                    retry_after=self._blocked_until - now,
+                )
+            mutating = verb == "POST"  # creates are the calls that must not happen twice
             try:
-                result = await asyncio.to_thread(fn)
+                headers, data = await asyncio.to_thread(
+                    self._gh.requester.requestJsonAndCheck, verb, path, **kwargs
+                )
             except GithubException as error:
                 self._metrics.github_requests.labels(operation, str(error.status)).inc()
-                raise classify_github_exception(error, time.time()) from None
+                self._observe({k.lower(): v for k, v in (error.headers or {}).items()})
+                failure = classify_github_exception(error, now)
+                if failure.status in (403, 429) and failure.retry_after is not None:
+                    self._blocked_until = max(self._blocked_until, now + failure.retry_after)
+                # A 5xx to a create may still have created it: look before repeating.
+                failure.outcome_unknown = mutating and error.status >= 500
+                raise failure from None
             except requests.RequestException as error:
                 self._metrics.github_requests.labels(operation, "error").inc()
-                sent = not _not_sent(error)
                 raise GitHubError(
                     f"GitHub unreachable: {type(error).__name__}",
                     retryable=True,
-                    outcome_unknown=sent,
+                    outcome_unknown=mutating and not _not_sent(error),
                 ) from None
-        return result
-
-    def _request(self, verb: str, path: str, **kwargs: Any) -> tuple[dict[str, Any], Any]:
-        headers, data = self._gh.requester.requestJsonAndCheck(verb, path, **kwargs)
-        return headers, data
-
-    async def _json(
-        self, operation: str, verb: str, path: str, **kwargs: Any
-    ) -> tuple[dict[str, Any], Any]:
-        headers, data = await self._call(operation, lambda: self._request(verb, path, **kwargs))
+            self._observe(headers)
         status = "304" if verb == "GET" and data is None else ("201" if verb == "POST" else "200")
         self._metrics.github_requests.labels(operation, status).inc()
         return headers, data
 
     async def ensure_labels(self, labels: Iterable[LabelSpec]) -> None:
         existing: set[str] = set()
-        page = 1
-        while True:
-            _, data = await self._json(
+        for page in range(1, 11):
+            _, data = await self._request(
                 "list_labels",
                 "GET",
                 f"{self._repo_path}/labels",
@@ -213,12 +266,11 @@ class PyGithubTracker:
             existing.update(str(item["name"]).lower() for item in data or [])
             if not data or len(data) < 100:
                 break
-            page += 1
         for spec in labels:
             if spec.name.lower() in existing:
                 continue
             try:
-                await self._json(
+                await self._request(
                     "create_label",
                     "POST",
                     f"{self._repo_path}/labels",
@@ -230,7 +282,7 @@ class PyGithubTracker:
             log.info("github_label_created", label=spec.name)
 
     async def create_issue(self, title: str, body: str, labels: list[str]) -> CreatedIssue:
-        headers, data = await self._json(
+        headers, data = await self._request(
             "create_issue",
             "POST",
             f"{self._repo_path}/issues",
@@ -242,29 +294,20 @@ class PyGithubTracker:
 
     async def get_issue(self, number: int, etag: str | None) -> RemoteIssue | None:
         headers = {"If-None-Match": etag} if etag else None
-        response_headers, data = await self._json(
+        response_headers, data = await self._request(
             "get_issue", "GET", f"{self._repo_path}/issues/{number}", headers=headers
         )
-        if data is None:
-            return None
-        return RemoteIssue(
-            number=number,
-            title=str(data.get("title") or ""),
-            body=str(data.get("body") or ""),
-            state=str(data.get("state") or "open"),
-            labels=frozenset(str(label["name"]) for label in data.get("labels") or []),
-            etag=response_headers.get("etag"),
-        )
+        return None if data is None else _remote(data, response_headers.get("etag"))
 
     async def edit_issue(self, number: int, fields: dict[str, str]) -> str | None:
-        headers, _ = await self._json(
+        headers, _ = await self._request(
             "edit_issue", "PATCH", f"{self._repo_path}/issues/{number}", input=fields
         )
         etag = headers.get("etag")
         return str(etag) if etag else None
 
     async def add_label(self, number: int, label: str) -> None:
-        await self._json(
+        await self._request(
             "add_label",
             "POST",
             f"{self._repo_path}/issues/{number}/labels",
@@ -273,7 +316,7 @@ class PyGithubTracker:
 
     async def remove_label(self, number: int, label: str) -> None:
         try:
-            await self._json(
+            await self._request(
                 "remove_label",
                 "DELETE",
                 f"{self._repo_path}/issues/{number}/labels/{quote(label, safe='')}",
@@ -283,12 +326,49 @@ class PyGithubTracker:
                 raise
 
     async def create_comment(self, number: int, body: str) -> None:
-        await self._json(
+        await self._request(
             "create_comment",
             "POST",
             f"{self._repo_path}/issues/{number}/comments",
             input={"body": body},
         )
+
+    async def find_issue(self, marker: str) -> RemoteIssue | None:
+        for page in range(1, _LIST_PAGES + 1):
+            _, data = await self._request(
+                "list_issues",
+                "GET",
+                f"{self._repo_path}/issues",
+                parameters={
+                    "labels": "incident-bridge",
+                    "state": "all",
+                    "sort": "created",
+                    "direction": "desc",
+                    "per_page": 100,
+                    "page": page,
+                },
+            )
+            for item in data or []:
+                if marker in str(item.get("body") or ""):
+                    return _remote(item, None)
+            if not data or len(data) < 100:
+                break
+        return None
+
+    async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for page in range(1, _LIST_PAGES + 1):
+            _, data = await self._request(
+                "list_comments",
+                "GET",
+                f"{self._repo_path}/issues/{number}/comments",
+                parameters={"since": stamp, "per_page": 100, "page": page},
+            )
+            if any(marker in str(item.get("body") or "") for item in data or []):
+                return True
+            if not data or len(data) < 100:
+                break
+        return False
 
 
 class DryRunTracker:
@@ -323,3 +403,9 @@ class DryRunTracker:
 
     async def create_comment(self, number: int, body: str) -> None:
         log.info("dry_run", action="create_comment", issue=number, body_chars=len(body))
+
+    async def find_issue(self, marker: str) -> RemoteIssue | None:
+        return None  # nothing was ever created
+
+    async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
+        return False

@@ -288,6 +288,26 @@ def splice(body: str, region: str) -> str:
     return body[:start] + region + body[end + len(END) :]
 
 
+def region_of(body: str) -> str:
+    """The bridge region of an issue body (markers included), or "" when there is none."""
+    start = body.find(BEGIN)
+    end = body.find(END, start + len(BEGIN)) if start >= 0 else -1
+    return body[start : end + len(END)] if start >= 0 and end >= 0 else ""
+
+
+def managed_labels(options: RenderOptions) -> frozenset[str]:
+    """Every label the bridge may put on an issue (and so may remove again)."""
+    labels = {
+        "incident-bridge",
+        "incident",
+        "resolved",
+        *(f"maintenance-{kind}" for kind in ("corrective", *_MAINT_PREFIX)),
+        *options.extra_labels,
+    }
+    labels.update(style.label for style in options.styles.values())
+    return frozenset(labels)
+
+
 def desired_labels(incident: Incident, options: RenderOptions) -> frozenset[str]:
     if incident.kind == "maint":
         return frozenset({"incident-bridge", f"maintenance-{incident.maintenance_type}"})

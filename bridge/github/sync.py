@@ -11,17 +11,19 @@ so text people write outside it survives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
 from bridge.github import render
 from bridge.github.client import GitHubError, IssueTracker
+from bridge.model import Incident
 from bridge.store.base import ClaimedEffect, IssueRecord, Store
 
 log = structlog.get_logger(__name__)
 
 _TIMELINE_EVENTS = 30
+_CLOCK_SKEW = timedelta(minutes=5)  # between our clock and GitHub's, when asking "since"
 
 
 class PermanentEffectError(Exception):
@@ -48,20 +50,50 @@ class GitHubSync:
         return self._tracker.repository
 
     async def run(self, effect: ClaimedEffect) -> None:
+        """Run one effect. After an attempt whose outcome is unknown, a create or a comment is
+        repeated only if its marker is not found on GitHub."""
         if effect.kind == "github.sync":
-            await self.sync(effect.incident_id)
+            await self.sync(effect.incident_id, recover=effect.outcome_unknown)
         elif effect.kind == "github.comment":
-            await self.comment(effect.incident_id, int(effect.payload["event_seq"]))
+            await self.comment(
+                effect.incident_id,
+                int(effect.payload["event_seq"]),
+                recover_since=effect.created_at if effect.outcome_unknown else None,
+            )
         else:
             raise PermanentEffectError(f"unknown effect kind {effect.kind!r}")
 
-    async def sync(self, incident_id: int) -> None:
+    async def _adopt(self, incident: Incident, desired: render.DesiredIssue) -> IssueRecord | None:
+        """The issue an earlier, interrupted create made, found by its marker, as a record."""
+        assert incident.id is not None
+        remote = await self._tracker.find_issue(render.marker(incident))
+        if remote is None:
+            return None
+        log.info("github_issue_adopted", issue=remote.number, incident=incident.display_id)
+        record = IssueRecord(
+            incident_id=incident.id,
+            repository=self.repository,
+            number=remote.number,
+            url=remote.url,
+            title=remote.title,
+            body=remote.body,
+            region=render.region_of(remote.body),
+            labels=set(remote.labels) & render.managed_labels(self._options),
+            state=remote.state,
+            etag=None,
+        )
+        await self._store.save_issue_record(record)
+        return record
+
+    async def sync(self, incident_id: int, *, recover: bool = False) -> None:
         incident = await self._store.load_incident(incident_id)
         if incident is None:
             raise PermanentEffectError(f"incident {incident_id} is gone")
         events = await self._store.load_events(incident_id, _TIMELINE_EVENTS)
         desired = render.render_issue(incident, events, self._options)
         record = await self._store.issue_record(incident_id, self.repository)
+        if record is None and recover:
+            record = await self._adopt(incident, desired)
         if record is None:
             created = await self._tracker.create_issue(
                 desired.title, desired.body, sorted(desired.labels)
@@ -111,7 +143,9 @@ class GitHubSync:
         if changed:
             await self._store.save_issue_record(record)
 
-    async def comment(self, incident_id: int, event_seq: int) -> None:
+    async def comment(
+        self, incident_id: int, event_seq: int, *, recover_since: datetime | None = None
+    ) -> None:
         incident = await self._store.load_incident(incident_id)
         event = await self._store.load_event(incident_id, event_seq)
         if incident is None or event is None:
@@ -124,4 +158,13 @@ class GitHubSync:
             record = await self._store.issue_record(incident_id, self.repository)
             if record is None:
                 raise GitHubError("issue could not be created", retryable=True)
+        event_marker = render.comment_marker(event.event_id(incident))
+        if recover_since is not None:
+            # The comment may have been posted by the attempt whose answer never came.
+            since = recover_since - _CLOCK_SKEW
+            if await self._tracker.find_comment(record.number, event_marker, since):
+                log.info(
+                    "github_comment_found", issue=record.number, event=event.event_id(incident)
+                )
+                return
         await self._tracker.create_comment(record.number, render.render_comment(incident, event))

@@ -28,6 +28,7 @@ class ClaimedEffect:
     created_at: datetime
     # The previous attempt may have reached the far side (crash, timeout, connection lost).
     outcome_unknown: bool = False
+    incident_label: str = ""  # INC-042, for logs
 
 
 @dataclass(slots=True)

@@ -347,7 +347,8 @@ class SqliteStore:
             # gave up: the outcome of what it sent is unknown). One per incident: its oldest.
             rows = conn.execute(
                 "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim,"
-                " o.created_at, o.outcome_unknown, o.state FROM outbox o"
+                " o.created_at, o.outcome_unknown, o.state, i.kind, i.number FROM outbox o"
+                " JOIN incidents i ON i.id = o.incident_id"
                 " WHERE ((o.state = 'pending' AND o.next_attempt_at <= ?)"
                 "        OR (o.state = 'running' AND o.lease_until <= ?))"
                 " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
@@ -366,8 +367,11 @@ class SqliteStore:
                 created,
                 unknown,
                 state,
+                incident_kind,
+                number,
             ) in rows:
                 lapsed = state == "running"
+                prefix = "MAINT" if incident_kind == "maint" else "INC"
                 conn.execute(
                     "UPDATE outbox SET state = 'running', claim = claim + 1, lease_until = ?,"
                     " outcome_unknown = outcome_unknown OR ? WHERE id = ?",
@@ -383,6 +387,7 @@ class SqliteStore:
                         claim=claim + 1,
                         created_at=codec.from_epoch(created),
                         outcome_unknown=bool(unknown) or lapsed,
+                        incident_label=f"{prefix}-{number:03d}",
                     )
                 )
             return claimed

@@ -26,6 +26,7 @@ worker thread (``asyncio.to_thread``), exactly as the product does.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -204,6 +205,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     apply_first: bool = False
+    delay: float = 0.0
+    drop: bool = False
     hits: int = 0
 
     @property
@@ -464,6 +467,8 @@ class FakeGitHub:
         headers: dict[str, str] | None = None,
         times: int = 1,
         apply_first: bool = False,
+        delay: float = 0.0,
+        drop: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests matching ``method`` (or ``"*"``) and
         ``path_regex`` (searched in the path) with ``status``/``body``/``headers``.
@@ -472,6 +477,11 @@ class FakeGitHub:
         ``apply_first=True`` the request is processed first, so its state change happens
         ("GitHub applied it but the response was lost"). Faults are matched in injection
         order and the returned :class:`Fault` can be inspected (``hits``).
+
+        ``delay`` waits that many seconds before answering (after applying, with
+        ``apply_first``): a slow GitHub. ``drop`` closes the connection instead of answering
+        ("the connection dropped after GitHub applied the change" with ``apply_first``).
+        ``status=0`` keeps the real response (useful with ``delay``).
         """
         fault = Fault(
             method=method.upper(),
@@ -481,6 +491,8 @@ class FakeGitHub:
             headers=dict(headers or {}),
             times=times,
             apply_first=apply_first,
+            delay=delay,
+            drop=drop,
         )
         self.faults.append(fault)
         return fault
@@ -872,11 +884,25 @@ class FakeGitHub:
             return _ApiError(503, "Service Unavailable").response()
         fault = self._take_fault(request.method, request.path)
         if fault is not None and not fault.apply_first:
-            return fault.response()
+            replaced = await self._misbehave(request, fault)
+            if replaced is not None:
+                return replaced
         response = await self._handle(request, handler, bad_json)
-        if fault is not None:
-            return fault.response()
+        if fault is not None and fault.apply_first:
+            replaced = await self._misbehave(request, fault)
+            if replaced is not None:
+                return replaced
         return response
+
+    async def _misbehave(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+        """Apply a fault's delay, drop or replacement; None keeps the real response."""
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.drop:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing more is sent on this connection
+        return fault.response() if fault.status else None
 
     async def _handle(
         self, request: web.Request, handler: Handler, bad_json: bool
