@@ -164,7 +164,7 @@ class GitHubSync:
             since = recover_since - _CLOCK_SKEW
             if await self._tracker.find_comment(record.number, event_marker, since):
                 log.info(
-                    "github_comment_found", issue=record.number, event=event.event_id(incident)
+                    "github_comment_found", issue=record.number, event_id=event.event_id(incident)
                 )
                 return
         await self._tracker.create_comment(record.number, render.render_comment(incident, event))
