@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
+import orjson
 import structlog
 
 LogFormat = Literal["json", "console"]
 
 
+def _dumps(value: Any, **_kwargs: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def configure(fmt: LogFormat = "json", level: int = logging.INFO) -> None:
     """Route structlog (and the standard library's logging) to stdout in ``fmt``."""
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=_dumps)
     )
     structlog.configure(
         processors=[

@@ -1,10 +1,15 @@
-"""JSON encoding of incidents and events for the store backends (one format for both)."""
+"""JSON encoding of incidents and events for the store backends (one format for both).
+
+orjson writes datetimes as RFC 3339 and is several times faster than the standard library on
+this, the hottest part of the write path.
+"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from bridge.model import AlertState, Incident, Priority, TimelineEvent
 
@@ -41,12 +46,12 @@ def _alert_to_dict(alert: AlertState) -> dict[str, Any]:
         "status": alert.status,
         "labels": alert.labels,
         "annotations": alert.annotations,
-        "starts_at": ts(alert.starts_at),
-        "ends_at": ts(alert.ends_at),
+        "starts_at": alert.starts_at,
+        "ends_at": alert.ends_at,
         "generator_url": alert.generator_url,
         "priority": str(alert.priority),
         "rule": alert.rule,
-        "updated_at": ts(alert.updated_at),
+        "updated_at": alert.updated_at,
         "resolved_by_absence": alert.resolved_by_absence,
     }
 
@@ -79,29 +84,29 @@ def incident_to_json(incident: Incident) -> str:
         "priority": str(incident.priority),
         "priority_rule": incident.priority_rule,
         "summary": incident.summary,
-        "opened_at": ts(incident.opened_at),
-        "earliest_starts_at": ts(incident.earliest_starts_at),
-        "respond_by": ts(incident.respond_by),
-        "resolve_by": ts(incident.resolve_by),
+        "opened_at": incident.opened_at,
+        "earliest_starts_at": incident.earliest_starts_at,
+        "respond_by": incident.respond_by,
+        "resolve_by": incident.resolve_by,
         "alerts": [_alert_to_dict(a) for a in incident.alerts.values()],
         "common_labels": incident.common_labels,
         "common_annotations": incident.common_annotations,
         "external_url": incident.external_url,
         "maintenance_type": incident.maintenance_type,
         "truncated_alerts": incident.truncated_alerts,
-        "resolved_at": ts(incident.resolved_at),
+        "resolved_at": incident.resolved_at,
         "resolution": incident.resolution,
-        "acknowledged_at": ts(incident.acknowledged_at),
+        "acknowledged_at": incident.acknowledged_at,
         "acknowledged_by": incident.acknowledged_by,
         "manual_hold": incident.manual_hold,
         "reopen_count": incident.reopen_count,
         "event_seq": incident.event_seq,
     }
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(data).decode()
 
 
 def incident_from_json(text: str, *, row_id: int, number: int) -> Incident:
-    data = json.loads(text)
+    data = orjson.loads(text)
     alerts = [_alert_from_dict(a) for a in data["alerts"]]
     return Incident(
         key=data["key"],
@@ -137,7 +142,7 @@ def incident_from_json(text: str, *, row_id: int, number: int) -> Incident:
 
 
 def event_data_to_json(event: TimelineEvent) -> str:
-    return json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(event.data).decode()
 
 
 def event_from_row(seq: int, at: str, kind: str, text: str, data: str) -> TimelineEvent:
@@ -146,5 +151,5 @@ def event_from_row(seq: int, at: str, kind: str, text: str, data: str) -> Timeli
         at=_req_dt(at),
         kind=kind,  # type: ignore[arg-type]  # the store only holds kinds the engine wrote
         text=text,
-        data=json.loads(data),
+        data=orjson.loads(data),
     )

@@ -1,0 +1,272 @@
+"""Ingest benchmark: the bridge's webhook against a bare aiohttp receiver, same machine, same run.
+
+    python -m bench.ingest [--seconds 10] [--concurrency 32]
+
+Each server runs in its own process on 127.0.0.1; this process is a closed-loop aiohttp load
+generator (``--concurrency`` senders, each posting again as soon as it has its answer). The
+bridge runs exactly as shipped: SQLite in WAL mode with ``synchronous=FULL`` (every 200 is on
+disk), JSON logs (to /dev/null), dry-run GitHub (no GitHub load in the ingest figures).
+
+Scenarios: repeats of fixture 04 (the common case: Alertmanager's repeat_interval and HA
+duplicates) and a stream of new alert groups (each opens an incident and queues an effect).
+Then, with the fake GitHub on loopback: the time from the 200 to the issue existing, and the
+GitHub calls a new group, a repeat and a resolution cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "alertmanager"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakes.github import FakeGitHub  # noqa: E402 -- the test fake, found through tests/ above
+
+REPO = "acme/incidents"
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+def new_group(template: dict[str, Any], n: int) -> bytes:
+    body = copy.deepcopy(template)
+    body["groupKey"] = f'{{}}:{{alertname="DiskFull", service="db-{n}"}}'
+    body["groupLabels"]["service"] = f"db-{n}"
+    for i, alert in enumerate(body["alerts"]):
+        alert["fingerprint"] = f"{n:012x}{i:04x}"
+        alert["labels"]["service"] = f"db-{n}"
+    return json.dumps(body).encode()
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def load(
+    url: str, bodies: Callable[[int], bytes], seconds: float, concurrency: int, name: str
+) -> Result:
+    """Closed loop: ``concurrency`` senders; the first second is warm-up and not counted."""
+    counter = 0
+    latencies: list[float] = []
+    errors = 0
+    warmup_end = time.perf_counter() + 1.0
+    end = warmup_end + seconds
+    headers = {"Content-Type": "application/json"}
+
+    async def sender(http: aiohttp.ClientSession) -> None:
+        nonlocal counter, errors
+        while (now := time.perf_counter()) < end:
+            counter += 1
+            body = bodies(counter)
+            start = time.perf_counter()
+            async with http.post(url, data=body, headers=headers) as response:
+                await response.read()
+                ok = response.status == 200
+            if start >= warmup_end:
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+            del now
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(sender(http) for _ in range(concurrency)))
+    return Result(name, len(latencies), seconds, latencies, errors)
+
+
+async def start_server(argv: list[str], port: int, cwd: Path) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError(f"{argv} did not start")
+
+
+async def stop_server(process: asyncio.subprocess.Process) -> None:
+    process.terminate()
+    await asyncio.wait_for(process.wait(), 15)
+
+
+async def ingest(seconds: float, concurrency: int, workdir: Path) -> dict[str, Any]:
+    repeat_body = (FIXTURES / "04_group_of_3_firing.json").read_bytes()
+    template = fixture("04_group_of_3_firing.json")
+    new_bodies = [new_group(template, n) for n in range(300_000)]
+    results: dict[str, Result] = {}
+
+    port = free_port()
+    bare = await start_server([sys.executable, "-m", "bench.bare_receiver", str(port)], port, ROOT)
+    url = f"http://127.0.0.1:{port}/api/v1/alerts"
+    try:
+        results["bare_repeat"] = await load(url, lambda _n: repeat_body, seconds, concurrency, "bare")
+        results["bare_new"] = await load(url, lambda n: new_bodies[n], seconds, concurrency, "bare")
+    finally:
+        await stop_server(bare)
+
+    for scenario in ("repeat", "new"):
+        port = free_port()
+        run = workdir / scenario
+        run.mkdir()
+        (run / "bridge.yaml").write_text(f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n")
+        argv = [sys.executable, "-m", "bridge", "serve", "--config", str(run / "bridge.yaml")]
+        bridge = await start_server(argv, port, ROOT)
+        url = f"http://127.0.0.1:{port}/api/v1/alerts"
+        try:
+            if scenario == "repeat":
+                async with aiohttp.ClientSession() as http:
+                    await http.post(url, data=repeat_body, headers={"Content-Type": "application/json"})
+                results["bridge_repeat"] = await load(
+                    url, lambda _n: repeat_body, seconds, concurrency, "bridge repeat"
+                )
+            else:
+                results["bridge_new"] = await load(
+                    url, lambda n: new_bodies[n], seconds, concurrency, "bridge new"
+                )
+        finally:
+            await stop_server(bridge)
+
+    def summary(r: Result) -> dict[str, Any]:
+        return {
+            "requests": r.requests,
+            "errors": r.errors,
+            "throughput_per_s": round(r.throughput, 1),
+            "p50_ms": round(r.percentile(0.50), 2),
+            "p99_ms": round(r.percentile(0.99), 2),
+        }
+
+    out = {key: summary(r) for key, r in results.items()}
+    out["ratio_repeat"] = round(results["bridge_repeat"].throughput / results["bare_repeat"].throughput, 3)
+    out["ratio_new"] = round(results["bridge_new"].throughput / results["bare_new"].throughput, 3)
+    return out
+
+
+async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
+    """200 → issue latency, and GitHub calls per new / repeat / resolved notification."""
+    async with FakeGitHub(token=TOKEN, repos=[REPO]) as github:
+        port = free_port()
+        run = workdir / "github"
+        run.mkdir()
+        (run / "bridge.yaml").write_text(
+            f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n"
+            f"github:\n  api_url: {github.base_url}\n  repository: {REPO}\n  token: {TOKEN}\n"
+        )
+        argv = [sys.executable, "-m", "bridge", "serve", "--config", str(run / "bridge.yaml")]
+        bridge = await start_server(argv, port, ROOT)
+        url = f"http://127.0.0.1:{port}/api/v1/alerts"
+        template = fixture("04_group_of_3_firing.json")
+        headers = {"Content-Type": "application/json"}
+        latencies: list[float] = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                await asyncio.sleep(1.0)  # start-up label creation done
+                for n in range(samples):
+                    before = len(github.issues(REPO))
+                    async with http.post(url, data=new_group(template, 10_000 + n), headers=headers) as r:
+                        await r.read()
+                    answered = time.perf_counter()
+                    while len(github.issues(REPO)) == before:
+                        await asyncio.sleep(0.0005)
+                    latencies.append(time.perf_counter() - answered)
+
+                calls: dict[str, dict[str, int]] = {}
+                first = fixture("01_firing_single.json")
+
+                async def measure(name: str, body: dict[str, Any], settle: Callable[[], bool]) -> None:
+                    github.reset_log()
+                    async with http.post(url, data=json.dumps(body), headers=headers) as r:
+                        await r.read()
+                    deadline = time.monotonic() + 10
+                    while not settle() and time.monotonic() < deadline:
+                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.5)  # anything else it would do, it has done by now
+                    calls[name] = {
+                        "writes": github.count_writes(),
+                        "reads": len(github.requests) - github.count_writes(),
+                        "reads_not_modified": sum(1 for q in github.requests if q.status == 304),
+                    }
+
+                count = len(github.issues(REPO))
+                await measure("new", first, lambda: len(github.issues(REPO)) > count)
+                await measure("repeat", first, lambda: True)
+                resolved = fixture("03_resolved_single.json")
+                number = max(i.number for i in github.issues(REPO))
+                await measure("resolved", resolved, lambda: github.issue(REPO, number).state == "closed")
+        finally:
+            await stop_server(bridge)
+    return {
+        "issue_after_200_ms": {
+            "samples": len(latencies),
+            "p50": round(statistics.median(latencies) * 1000, 2),
+            "p99": round(sorted(latencies)[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+            "max": round(max(latencies) * 1000, 2),
+        },
+        "github_calls": calls,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        result = await ingest(args.seconds, args.concurrency, workdir)
+        result.update(await github_path(workdir))
+    result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    result["command"] = f"python -m bench.ingest --seconds {args.seconds} --concurrency {args.concurrency}"
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
