@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fakes.github import FakeGitHub  # noqa: E402 -- the test fake, found through tests/ above
 
 REPO = "acme/incidents"
-TOKEN = "bench-token"
+TOKEN = "bench-token"  # noqa: S105 -- the fake GitHub's token, on loopback
 
 
 def free_port() -> int:
@@ -143,7 +143,9 @@ async def ingest(seconds: float, concurrency: int, workdir: Path) -> dict[str, A
     bare = await start_server([sys.executable, "-m", "bench.bare_receiver", str(port)], port, ROOT)
     url = f"http://127.0.0.1:{port}/api/v1/alerts"
     try:
-        results["bare_repeat"] = await load(url, lambda _n: repeat_body, seconds, concurrency, "bare")
+        results["bare_repeat"] = await load(
+            url, lambda _n: repeat_body, seconds, concurrency, "bare"
+        )
         results["bare_new"] = await load(url, lambda n: new_bodies[n], seconds, concurrency, "bare")
     finally:
         await stop_server(bare)
@@ -152,14 +154,18 @@ async def ingest(seconds: float, concurrency: int, workdir: Path) -> dict[str, A
         port = free_port()
         run = workdir / scenario
         run.mkdir()
-        (run / "bridge.yaml").write_text(f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n")
+        (run / "bridge.yaml").write_text(
+            f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n"
+        )
         argv = [sys.executable, "-m", "bridge", "serve", "--config", str(run / "bridge.yaml")]
         bridge = await start_server(argv, port, ROOT)
         url = f"http://127.0.0.1:{port}/api/v1/alerts"
         try:
             if scenario == "repeat":
                 async with aiohttp.ClientSession() as http:
-                    await http.post(url, data=repeat_body, headers={"Content-Type": "application/json"})
+                    await http.post(
+                        url, data=repeat_body, headers={"Content-Type": "application/json"}
+                    )
                 results["bridge_repeat"] = await load(
                     url, lambda _n: repeat_body, seconds, concurrency, "bridge repeat"
                 )
@@ -179,8 +185,10 @@ async def ingest(seconds: float, concurrency: int, workdir: Path) -> dict[str, A
             "p99_ms": round(r.percentile(0.99), 2),
         }
 
-    out = {key: summary(r) for key, r in results.items()}
-    out["ratio_repeat"] = round(results["bridge_repeat"].throughput / results["bare_repeat"].throughput, 3)
+    out: dict[str, Any] = {key: summary(r) for key, r in results.items()}
+    out["ratio_repeat"] = round(
+        results["bridge_repeat"].throughput / results["bare_repeat"].throughput, 3
+    )
     out["ratio_new"] = round(results["bridge_new"].throughput / results["bare_new"].throughput, 3)
     return out
 
@@ -206,22 +214,29 @@ async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
                 await asyncio.sleep(1.0)  # start-up label creation done
                 for n in range(samples):
                     before = len(github.issues(REPO))
-                    async with http.post(url, data=new_group(template, 10_000 + n), headers=headers) as r:
+                    async with http.post(
+                        url, data=new_group(template, 10_000 + n), headers=headers
+                    ) as r:
                         await r.read()
                     answered = time.perf_counter()
                     while len(github.issues(REPO)) == before:
+                        if time.perf_counter() - answered > 30:
+                            raise RuntimeError("no issue 30 s after the 200")
                         await asyncio.sleep(0.0005)
                     latencies.append(time.perf_counter() - answered)
 
                 calls: dict[str, dict[str, int]] = {}
                 first = fixture("01_firing_single.json")
 
-                async def measure(name: str, body: dict[str, Any], settle: Callable[[], bool]) -> None:
+                async def measure(
+                    name: str, body: dict[str, Any], settle: Callable[[], bool]
+                ) -> None:
                     github.reset_log()
                     async with http.post(url, data=json.dumps(body), headers=headers) as r:
                         await r.read()
                     deadline = time.monotonic() + 10
-                    while not settle() and time.monotonic() < deadline:
+                    # Polls the fake's state, which has no event to await; bounded by the deadline.
+                    while not settle() and time.monotonic() < deadline:  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
                     await asyncio.sleep(0.5)  # anything else it would do, it has done by now
                     calls[name] = {
@@ -235,7 +250,9 @@ async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
                 await measure("repeat", first, lambda: True)
                 resolved = fixture("03_resolved_single.json")
                 number = max(i.number for i in github.issues(REPO))
-                await measure("resolved", resolved, lambda: github.issue(REPO, number).state == "closed")
+                await measure(
+                    "resolved", resolved, lambda: github.issue(REPO, number).state == "closed"
+                )
         finally:
             await stop_server(bridge)
     return {
@@ -255,7 +272,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         result = await ingest(args.seconds, args.concurrency, workdir)
         result.update(await github_path(workdir))
     result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    result["command"] = f"python -m bench.ingest --seconds {args.seconds} --concurrency {args.concurrency}"
+    result["command"] = (
+        f"python -m bench.ingest --seconds {args.seconds} --concurrency {args.concurrency}"
+    )
     return result
 
 

@@ -265,18 +265,19 @@ def apply_notification(
     )
     if current is not None and within_window:
         return _reopen(current, merged, now, policy)
-    return _open(notification, snapshot, classes, complete, now, policy)
+    # A new incident knows only this snapshot's alerts, not an old incident's.
+    fresh = merged if current is None else _merge({}, snapshot, classes, complete, now)
+    return _open(notification, snapshot, classes, fresh, now, policy)
 
 
 def _open(
     notification: Notification,
     snapshot: list[AlertSnapshot],
     classes: Mapping[str, Classification],
-    complete: bool,
+    merged: _Merge,
     now: datetime,
     policy: Policy,
 ) -> Decision:
-    merged = _merge({}, snapshot, classes, complete, now)
     top = _highest_firing(merged.alerts)
     assert top is not None  # apply_notification only opens when something fires
     firing = [a for a in merged.alerts.values() if a.status == "firing"]

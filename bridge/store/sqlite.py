@@ -16,6 +16,7 @@ statements) that must run inside the writer's transaction anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -133,11 +134,15 @@ class _Writer(threading.Thread):
                 log.exception("store_rollback_failed")
             failure = StoreUnavailable(f"sqlite: {error}")
             results = [(future, False, failure) for _, future in batch]
-        for future, ok, value in results:
-            try:
-                self._loop.call_soon_threadsafe(_settle, future, ok, value)
-            except RuntimeError:  # the event loop is gone: nobody is waiting any more
-                break
+        # One wake-up of the event loop for the whole batch; RuntimeError: the loop is gone and
+        # nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_settle_all, results)
+
+
+def _settle_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in results:
+        _settle(future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -224,7 +229,7 @@ def _insert_effects(
     conn: sqlite3.Connection, incident_id: int, decision: Decision, now: float
 ) -> None:
     for effect in decision.effects:
-        if effect.kind == "github.sync":
+        if effect.kind == "github.sync" and not decision.is_new:
             last = conn.execute(
                 "SELECT kind, state FROM outbox WHERE incident_id = ? AND state IN"
                 " ('pending', 'running') ORDER BY id DESC LIMIT 1",
