@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakes.github import FakeGitHub  # noqa: E402 -- the test fake, found through tests/ above
 
+PACED_RATE = 300.0  # requests per second in the open-loop latency runs: a heavy storm
 REPO = "acme/incidents"
 TOKEN = "bench-token"  # noqa: S105 -- the fake GitHub's token, on loopback
 
@@ -112,6 +113,36 @@ async def load(
     return Result(name, len(latencies), seconds, latencies, errors)
 
 
+async def paced(
+    url: str, bodies: Callable[[int], bytes], rate: float, seconds: float, name: str
+) -> Result:
+    """Open loop: requests start on a fixed schedule (``rate`` per second) whatever the answers
+    take, so latency is measured at a given load rather than at saturation."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Content-Type": "application/json"}
+
+    async def one(http: aiohttp.ClientSession, n: int) -> None:
+        nonlocal errors
+        start = time.perf_counter()
+        async with http.post(url, data=bodies(n), headers=headers) as response:
+            await response.read()
+            errors += response.status != 200
+        latencies.append(time.perf_counter() - start)
+
+    total = int(rate * seconds)
+    began = time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        tasks = []
+        for n in range(total):
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(http, n)))
+        await asyncio.gather(*tasks)
+    return Result(name, len(latencies), seconds, latencies, errors)
+
+
 async def start_server(argv: list[str], port: int, cwd: Path) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
@@ -139,7 +170,7 @@ async def one_round(
     """Bare receiver, then the bridge (a fresh store), on both streams."""
     repeat_body = (FIXTURES / "04_group_of_3_firing.json").read_bytes()
     template = fixture("04_group_of_3_firing.json")
-    new_bodies = [new_group(template, offset + n) for n in range(100_000)]
+    new_bodies = [new_group(template, offset + n) for n in range(60_000)]
     results: dict[str, Result] = {}
     headers = {"Content-Type": "application/json"}
 
@@ -171,9 +202,15 @@ async def one_round(
                 results["bridge_repeat"] = await load(
                     url, lambda _n: repeat_body, seconds, concurrency, "bridge repeat"
                 )
+                results["bridge_repeat_paced"] = await paced(
+                    url, lambda _n: repeat_body, PACED_RATE, seconds, "bridge repeat paced"
+                )
             else:
                 results["bridge_new"] = await load(
                     url, lambda n: new_bodies[n], seconds, concurrency, "bridge new"
+                )
+                results["bridge_new_paced"] = await paced(
+                    url, lambda n: new_bodies[50_000 + n], PACED_RATE, seconds, "bridge new paced"
                 )
         finally:
             await stop_server(bridge)
