@@ -349,18 +349,28 @@ class SqliteStore:
         at = codec.epoch(now)
 
         def unit(conn: sqlite3.Connection) -> list[ClaimedEffect]:
-            # Due pending effects, and running ones whose lease ran out (their worker died or
-            # gave up: the outcome of what it sent is unknown). One per incident: its oldest.
-            rows = conn.execute(
+            # Running effects whose lease ran out (their worker died or gave up: the outcome of
+            # what it sent is unknown), then due pending ones; one per incident, its oldest.
+            # Two queries, each walking its own index in order and stopping at the limit (an OR
+            # of the two would sort every candidate first: slow behind a large backlog).
+            head = (
                 "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim,"
                 " o.created_at, o.outcome_unknown, o.state, i.kind, i.number FROM outbox o"
-                " JOIN incidents i ON i.id = o.incident_id"
-                " WHERE ((o.state = 'pending' AND o.next_attempt_at <= ?)"
-                "        OR (o.state = 'running' AND o.lease_until <= ?))"
+                " JOIN incidents i ON i.id = o.incident_id WHERE "
+            )
+            oldest = (
                 " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
-                "             AND p.state IN ('pending', 'running'))"
+                " AND p.state IN ('pending', 'running'))"
+            )
+            rows = conn.execute(
+                f"{head}o.state = 'running' AND o.lease_until <= ?{oldest}"
+                " ORDER BY o.lease_until LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            rows += conn.execute(
+                f"{head}o.state = 'pending' AND o.next_attempt_at <= ?{oldest}"
                 " ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (at, at, limit),
+                (at, limit - len(rows)),
             ).fetchall()
             claimed = []
             for (
