@@ -170,6 +170,27 @@ def _migrate(conn: sqlite3.Connection) -> None:
         log.info("store_migrated", version=number)
 
 
+_CLAIM_HEAD = (
+    "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim, o.created_at,"
+    " o.outcome_unknown, o.state, i.kind, i.number FROM outbox o"
+    " JOIN incidents i ON i.id = o.incident_id WHERE "
+)
+_CLAIM_OLDEST = (
+    " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+    " AND p.state IN ('pending', 'running'))"
+)
+# Two queries, each walking its own partial index in order and stopping at the limit; one query
+# with an OR of the two would sort every candidate first, which stalls ingest behind a backlog.
+CLAIM_LAPSED = (
+    f"{_CLAIM_HEAD}o.state = 'running' AND o.lease_until <= ?{_CLAIM_OLDEST}"
+    " ORDER BY o.lease_until LIMIT ?"
+)
+CLAIM_DUE = (
+    f"{_CLAIM_HEAD}o.state = 'pending' AND o.next_attempt_at <= ?{_CLAIM_OLDEST}"
+    " ORDER BY o.next_attempt_at, o.id LIMIT ?"
+)
+
+
 def _next_number(conn: sqlite3.Connection, kind: str) -> int:
     row = conn.execute(
         "INSERT INTO counters (name, value) VALUES (?, 1) "
@@ -351,27 +372,8 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> list[ClaimedEffect]:
             # Running effects whose lease ran out (their worker died or gave up: the outcome of
             # what it sent is unknown), then due pending ones; one per incident, its oldest.
-            # Two queries, each walking its own index in order and stopping at the limit (an OR
-            # of the two would sort every candidate first: slow behind a large backlog).
-            head = (
-                "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim,"
-                " o.created_at, o.outcome_unknown, o.state, i.kind, i.number FROM outbox o"
-                " JOIN incidents i ON i.id = o.incident_id WHERE "
-            )
-            oldest = (
-                " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
-                " AND p.state IN ('pending', 'running'))"
-            )
-            rows = conn.execute(
-                f"{head}o.state = 'running' AND o.lease_until <= ?{oldest}"
-                " ORDER BY o.lease_until LIMIT ?",
-                (at, limit),
-            ).fetchall()
-            rows += conn.execute(
-                f"{head}o.state = 'pending' AND o.next_attempt_at <= ?{oldest}"
-                " ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (at, limit - len(rows)),
-            ).fetchall()
+            rows = conn.execute(CLAIM_LAPSED, (at, limit)).fetchall()
+            rows += conn.execute(CLAIM_DUE, (at, limit - len(rows))).fetchall()
             claimed = []
             for (
                 effect_id,

@@ -23,7 +23,7 @@ from bridge.engine import Decision, Policy, apply_notification
 from bridge.identity import identity_key, identity_of
 from bridge.model import AlertSnapshot, Classification, Incident, Notification, Priority
 from bridge.store.base import ClaimedEffect, IssueRecord, StoreUnavailable
-from bridge.store.sqlite import SqliteStore
+from bridge.store.sqlite import CLAIM_DUE, CLAIM_LAPSED, SqliteStore
 from bridge.store.sqlite_schema import MIGRATIONS
 
 T0 = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
@@ -690,3 +690,18 @@ async def test_reads_on_a_closed_store_are_unavailable(db: Path, clock: FakeCloc
         await s.ping()
     with pytest.raises(StoreUnavailable):
         await s.next_due()
+
+
+@pytest.mark.parametrize("query", [CLAIM_LAPSED, CLAIM_DUE], ids=["lapsed", "due"])
+def test_claim_queries_walk_an_index_instead_of_sorting_the_backlog(
+    tmp_path: Path, query: str
+) -> None:
+    """Claiming stays cheap behind a storm's backlog: each claim query reads its partial index
+    in order and stops at the limit, never sorting every candidate (no temp B-tree)."""
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    for script in MIGRATIONS:
+        conn.executescript(script)
+    plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", (0.0, 32)))
+    conn.close()
+    assert "TEMP B-TREE" not in plan, plan
+    assert "USING INDEX outbox_" in plan, plan
