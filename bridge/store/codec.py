@@ -153,3 +153,13 @@ def event_from_row(seq: int, at: str, kind: str, text: str, data: str) -> Timeli
         text=text,
         data=orjson.loads(data),
     )
+
+
+def dumps(value: Any) -> str:
+    """Any JSON value → text (orjson)."""
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON text → value (orjson)."""
+    return orjson.loads(text)

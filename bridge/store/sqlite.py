@@ -18,7 +18,6 @@ run inside the writer's transaction anyway.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -257,7 +256,7 @@ def _insert_effects(
         conn.execute(
             "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at)"
             " VALUES (?, ?, ?, 'pending', ?, ?)",
-            (incident_id, effect.kind, json.dumps(payload), now, now),
+            (incident_id, effect.kind, codec.dumps(payload), now, now),
         )
 
 
@@ -400,7 +399,7 @@ class SqliteStore:
                         id=effect_id,
                         incident_id=incident_id,
                         kind=kind,
-                        payload=json.loads(payload),
+                        payload=codec.loads(payload),
                         attempts=attempts,
                         claim=claim + 1,
                         created_at=codec.from_epoch(created),
@@ -549,7 +548,7 @@ class SqliteStore:
                 title=title,
                 body=body,
                 region=region,
-                labels=set(json.loads(labels)),
+                labels=set(codec.loads(labels)),
                 state=state,
                 etag=etag,
             )
@@ -565,7 +564,7 @@ class SqliteStore:
             record.title,
             record.body,
             record.region,
-            json.dumps(sorted(record.labels)),
+            codec.dumps(sorted(record.labels)),
             record.state,
             record.etag,
         )

@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from bridge.alertmanager import WebhookError, parse_webhook
+from bridge.store import codec
 from bridge.store.base import StoreUnavailable
 from bridge.web.auth import bearer_ok
 from bridge.web.services import Services, services
@@ -29,7 +30,7 @@ def _answer(
     svc.metrics.webhook_seconds.observe(elapsed)
     level = log.info if status < 500 else log.warning
     level("webhook", code=status, duration_ms=round(elapsed * 1000, 2), **fields)
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, dumps=codec.dumps)
 
 
 async def receive_alerts(request: web.Request) -> web.Response:
