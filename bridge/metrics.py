@@ -6,9 +6,12 @@ zeros instead of absent series.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bridge.model import Priority
+from bridge.engine import Outcome
+from bridge.model import EffectKind, Priority
 
 WEBHOOK_CODES = ("200", "400", "401", "413", "415", "503")
 GITHUB_OPERATIONS = (
@@ -25,15 +28,7 @@ GITHUB_OPERATIONS = (
     "list_comments",
 )
 EFFECT_RESULTS = ("done", "retry", "failed")
-INGEST_OUTCOMES = (
-    "opened",
-    "reopened",
-    "updated",
-    "resolved",
-    "unchanged",
-    "heartbeat",
-    "unknown_resolved",
-)
+INGEST_OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 
 class Metrics:
@@ -128,7 +123,7 @@ class Metrics:
         for priority in Priority:
             self.incidents_opened.labels(priority=str(priority))
             self.incidents_open.labels(priority=str(priority))
-        for kind in ("github.sync", "github.comment"):
+        for kind in get_args(EffectKind):
             self.effect_seconds.labels(kind=kind)
             for result in EFFECT_RESULTS:
                 self.effects.labels(kind=kind, result=result)
