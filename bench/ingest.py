@@ -1,6 +1,6 @@
 """Ingest benchmark: the bridge's webhook against a bare aiohttp receiver, same machine, same run.
 
-    python -m bench.ingest [--seconds 10] [--concurrency 32] [--rounds 3]
+    python -m bench.ingest [--seconds 10] [--concurrency 32] [--rounds 3] [--github-latency-ms 100]
 
 Each server runs in its own process on 127.0.0.1; this process is a closed-loop aiohttp load
 generator (``--concurrency`` senders, each posting again as soon as it has its answer). The
@@ -164,10 +164,19 @@ async def stop_server(process: asyncio.subprocess.Process) -> None:
     await asyncio.wait_for(process.wait(), 15)
 
 
+def bridge_config(port: int, github: FakeGitHub | None) -> str:
+    text = f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n"
+    if github is not None:
+        text += f"github:\n  api_url: {github.base_url}\n  repository: {REPO}\n  token: {TOKEN}\n"
+    return text
+
+
 async def one_round(
-    seconds: float, concurrency: int, workdir: Path, offset: int
+    seconds: float, concurrency: int, workdir: Path, offset: int, github_latency: float | None
 ) -> dict[str, Result]:
-    """Bare receiver, then the bridge (a fresh store), on both streams."""
+    """Bare receiver, then the bridge (a fresh store), on both streams. With ``github_latency``
+    the bridge talks to the fake GitHub answering every request after that many seconds (its
+    outbox then works at GitHub's pace, as in production) instead of running dry."""
     repeat_body = (FIXTURES / "04_group_of_3_firing.json").read_bytes()
     template = fixture("04_group_of_3_firing.json")
     new_bodies = [new_group(template, offset + n) for n in range(60_000)]
@@ -189,9 +198,12 @@ async def one_round(
         port = free_port()
         run = workdir / f"{scenario}-{offset}"
         run.mkdir()
-        (run / "bridge.yaml").write_text(
-            f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n"
-        )
+        github = None
+        if github_latency is not None:
+            github = FakeGitHub(token=TOKEN, repos=[REPO])
+            await github.start()
+            github.inject("*", r".*", 0, delay=github_latency, times=10**9)
+        (run / "bridge.yaml").write_text(bridge_config(port, github))
         argv = [sys.executable, "-m", "bridge", "serve", "--config", str(run / "bridge.yaml")]
         bridge = await start_server(argv, port, ROOT)
         url = f"http://127.0.0.1:{port}/api/v1/alerts"
@@ -214,6 +226,8 @@ async def one_round(
                 )
         finally:
             await stop_server(bridge)
+            if github is not None:
+                await github.close()
     return results
 
 
@@ -227,11 +241,14 @@ def summary(r: Result) -> dict[str, Any]:
     }
 
 
-async def ingest(seconds: float, concurrency: int, workdir: Path, rounds: int) -> dict[str, Any]:
+async def ingest(
+    seconds: float, concurrency: int, workdir: Path, rounds: int, github_latency: float | None
+) -> dict[str, Any]:
     """``rounds`` rounds, interleaved; each scenario's median round (by throughput) is reported,
     with every round's throughput, since one 2-core machine is noisy."""
     runs = [
-        await one_round(seconds, concurrency, workdir, offset=i * 1_000_000) for i in range(rounds)
+        await one_round(seconds, concurrency, workdir, i * 1_000_000, github_latency)
+        for i in range(rounds)
     ]
     out: dict[str, Any] = {}
     for key in runs[0]:
@@ -324,12 +341,14 @@ async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
-        result = await ingest(args.seconds, args.concurrency, workdir, args.rounds)
+        latency = None if args.github_latency_ms is None else args.github_latency_ms / 1000
+        result = await ingest(args.seconds, args.concurrency, workdir, args.rounds, latency)
         result.update(await github_path(workdir))
     result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     result["command"] = (
         f"python -m bench.ingest --seconds {args.seconds:g} --concurrency {args.concurrency}"
         f" --rounds {args.rounds}"
+        + (f" --github-latency-ms {args.github_latency_ms:g}" if args.github_latency_ms else "")
     )
     return result
 
@@ -339,6 +358,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--github-latency-ms",
+        type=float,
+        default=None,
+        help="run the bridge against the fake GitHub answering after this delay (default: dry-run)",
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     print(json.dumps(result, indent=2))
