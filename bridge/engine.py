@@ -258,10 +258,12 @@ def apply_notification(
         return Decision(outcome="unchanged", incident=quiet, changed=True)
     if current is None and not any(a.status == "firing" for a in merged.alerts.values()):
         return Decision(outcome="unknown_resolved")
+    # A maintenance request is planned work that people close: the condition coming back
+    # updates the same request however long it was quiet.
     within_window = (
         current is not None
         and current.resolved_at is not None
-        and now - current.resolved_at <= policy.reopen_window
+        and (current.kind == "maint" or now - current.resolved_at <= policy.reopen_window)
     )
     if current is not None and within_window:
         return _reopen(current, merged, now, policy)

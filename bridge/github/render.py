@@ -197,7 +197,8 @@ def _runbook_section(incident: Incident, options: RenderOptions) -> list[str]:
             urls.append(url)
     lines = ["## Runbook", ""]
     lines += [f"- [{escape(url, 100)}]({url})" for url in urls[:5]]
-    bundled = options.runbook(incident)
+    # The alert rule's own runbook_url wins; the bundled runbook is for alerts without one.
+    bundled = None if urls else options.runbook(incident)
     if bundled is not None:
         lines += [
             "",
@@ -237,23 +238,72 @@ def _timeline_section(events: Sequence[TimelineEvent]) -> list[str]:
 
 
 def _status_line(incident: Incident) -> str:
+    if incident.kind == "maint":
+        if incident.state == "open":
+            return f"**Status**: condition present since {_time(incident.opened_at)}"
+        return (
+            f"**Status**: condition cleared at {_time(incident.resolved_at)};"
+            " close this request when the work is done"
+        )
     if incident.state == "open":
         return f"**Status**: 🔴 Open since {_time(incident.opened_at)}"
     how = "closed by hand" if incident.resolution == "manual" else "every alert resolved"
     return f"**Status**: ✅ Resolved at {_time(incident.resolved_at)} ({how})"
 
 
+def _annotation(incident: Incident, name: str) -> str:
+    """The common annotation, else the first firing (or any) alert's."""
+    alerts = [*incident.firing_alerts(), *incident.alerts.values()]
+    for source in [incident.common_annotations, *(a.annotations for a in alerts)]:
+        text = source.get(name, "").strip()
+        if text:
+            return text
+    return ""
+
+
+def _maintenance_sections(incident: Incident) -> list[str]:
+    """The guide's maintenance request fields: justification, proposed solution, impact."""
+    lines = ["## Justification", ""]
+    summary = _annotation(incident, "summary") or incident.summary
+    lines.append(f"- **Observed**: {escape(summary, 300)}")
+    description = _annotation(incident, "description")
+    if description:
+        lines.append(f"- **Detail**: {escape(description, 500)}")
+    metric = incident.common_labels.get("metric", "")
+    value = _annotation(incident, "value")
+    if metric or value:
+        lines.append(f"- **Measure**: {escape(metric or 'value', 60)} = {escape(value or '—', 40)}")
+    firing = incident.firing_alerts()
+    lines.append(f"- **Alerts firing**: {len(firing)} of {len(incident.alerts)}")
+    proposed = _annotation(incident, "proposed_action")
+    impact = _annotation(incident, "expected_impact")
+    lines += [
+        "",
+        "## Proposed Solution",
+        "",
+        escape(proposed, 1000) if proposed else "_Add a `proposed_action` annotation to the rule._",
+        "",
+        "## Expected Impact",
+        "",
+        escape(impact, 1000) if impact else "_Add an `expected_impact` annotation to the rule._",
+    ]
+    return lines
+
+
 def render_region(
     incident: Incident, events: Sequence[TimelineEvent], options: RenderOptions, max_rows: int = 50
 ) -> str:
-    style = options.styles[incident.priority]
     lines = [BEGIN]
     if incident.kind == "maint":
+        # A maintenance request: planned work, no severity, no deadlines, never pages.
         lines.append(f"**Type**: {incident.maintenance_type.capitalize()} Maintenance")
+        lines += [_status_line(incident), ""]
+        lines += [*_maintenance_sections(incident), ""]
     else:
+        style = options.styles[incident.priority]
         lines.append(f"**Severity**: {style.name} ({incident.priority})")
-    lines += [_status_line(incident), ""]
-    lines += [*_impact_section(incident, options.styles), ""]
+        lines += [_status_line(incident), ""]
+        lines += [*_impact_section(incident, options.styles), ""]
     lines += [*_alerts_section(incident, max_rows), ""]
     lines += [*_runbook_section(incident, options), ""]
     lines += [*_traceability_section(incident), ""]
@@ -350,7 +400,13 @@ def render_issue(
 
 def render_comment(incident: Incident, event: TimelineEvent) -> str:
     """The comment for a timeline event (resolution, reopening), with its event marker."""
-    if event.kind == "resolved":
+    if incident.kind == "maint" and event.kind in ("resolved", "reopened"):
+        what = "cleared" if event.kind == "resolved" else "is back"
+        head = (
+            f"The condition behind this maintenance request {what} at {_time(event.at)}."
+            " The request stays open until people close it."
+        )
+    elif event.kind == "resolved":
         duration = escape(str(event.data.get("duration", "")), 40)
         head = f"✅ **Resolved** at {_time(event.at)}: every alert resolved after {duration}."
     elif event.kind == "reopened":

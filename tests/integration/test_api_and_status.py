@@ -181,3 +181,41 @@ async def test_group_key_identity_tells_routes_apart(harness: Harness) -> None:
     await harness.post(payload("01_firing_single.json"))
     _, answer = await harness.post(moved)
     assert answer["outcome"] == "opened"
+
+
+async def test_maintenance_request_is_closed_by_people_not_by_the_alert(harness: Harness) -> None:
+    """A maintenance request carries the guide's fields, never pages or gets deadlines, stays
+    open when its condition clears, and the condition coming back days later updates the same
+    request."""
+    body = payload("14_maintenance_kind_disk_capacity.json")
+    for annotations in (body["alerts"][0]["annotations"], body["commonAnnotations"]):
+        annotations["proposed_action"] = "Add 200 GiB to the orders-db volume"
+        annotations["expected_impact"] = "Disk below 70 % for the next quarter"
+    await harness.post(body)
+    await harness.drain()
+    [issue] = harness.issues()
+    text = issue.body or ""
+    for heading in ("## Justification", "## Proposed Solution", "## Expected Impact"):
+        assert heading in text
+    assert "Add 200 GiB to the orders-db volume" in text
+    assert "**Severity**" not in text
+    assert "Respond by" not in text
+    [row] = await harness.incidents()
+    assert row["respond_by"] is None
+
+    cleared = payload("14_maintenance_kind_disk_capacity.json")
+    cleared["status"] = "resolved"
+    cleared["alerts"][0]["status"] = "resolved"
+    cleared["alerts"][0]["endsAt"] = "2026-11-26T21:40:00Z"
+    await harness.post(cleared)
+    await harness.drain()
+    assert harness.issues()[0].state == "open"
+    assert "stays open until people close it" in harness.github.comments(REPO, 1)[0].body
+
+    harness.clock.advance(timedelta(days=3))
+    back = payload("14_maintenance_kind_disk_capacity.json")
+    back["alerts"][0]["startsAt"] = "2026-11-29T21:00:00Z"
+    _, answer = await harness.post(back)
+    await harness.drain()
+    assert answer["incident"] == "MAINT-001"
+    assert len(harness.issues()) == 1

@@ -762,7 +762,10 @@ def test_hostile_alert_text_cannot_ping_inject_forge_or_break_tables(
     assert "\n" not in issue.title
     assert len(issue.title) <= TITLE_LIMIT
     # No HTML: the only "<" are the bridge's markers and its own details block.
-    own = [BEGIN, END, marker(incident), "<details><summary>", "</summary>", "</details>"]
+    # (The bundled runbook's details block appears only when no alert links a runbook_url.)
+    own = [BEGIN, END, marker(incident)]
+    if "<details><summary>" in body:
+        own += ["<details><summary>", "</summary>", "</details>"]
     rest = body
     for tag in own:
         assert rest.count(tag) == 1
@@ -818,3 +821,17 @@ def test_bidi_controls_never_reach_the_issue(control: str) -> None:
     issue = render_issue(incident, events, OPTIONS)
     assert control not in issue.title
     assert control not in issue.body
+
+
+def test_a_runbook_url_annotation_wins_over_the_bundled_runbook() -> None:
+    """The rule's own runbook_url is linked and the bundled runbook is left out; without one,
+    the bundled runbook is embedded."""
+    options = dataclasses.replace(OPTIONS, runbook=lambda _i: Runbook("Bundled", "Restart it."))
+    linked, events = opened(
+        note(alert(annotations={"runbook_url": "https://runbooks.example.com/cpu"}))
+    )
+    body = render_issue(linked, events, options).body
+    assert "(https://runbooks.example.com/cpu)" in body
+    assert "Restart it." not in body
+    bare, events = opened(note(alert()))
+    assert "Restart it." in render_issue(bare, events, options).body
