@@ -188,9 +188,9 @@ async def test_maintenance_request_is_closed_by_people_not_by_the_alert(harness:
     open when its condition clears, and the condition coming back days later updates the same
     request."""
     body = payload("14_maintenance_kind_disk_capacity.json")
-    for annotations in (body["alerts"][0]["annotations"], body["commonAnnotations"]):
-        annotations["proposed_action"] = "Add 200 GiB to the orders-db volume"
-        annotations["expected_impact"] = "Disk below 70 % for the next quarter"
+    for notes in (body["alerts"][0]["annotations"], body["commonAnnotations"]):
+        notes["proposed_action"] = "Add 200 GiB to the orders-db volume"
+        notes["expected_impact"] = "Disk below 70 % for the next quarter"
     await harness.post(body)
     await harness.drain()
     [issue] = harness.issues()
