@@ -226,3 +226,18 @@ def test_serve_on_a_taken_port_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("listen: cannot listen on")
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_rules_file_is_refused_at_start_up_and_by_check_config(tmp_path: Path) -> None:
+    """rules_dir replaces the bundled rules; a broken file stops serve and check-config with
+    its file, line and key, before anything listens."""
+    rules = tmp_path / "rules"
+    assert run("rules", "export", str(rules)).returncode == 0
+    text = (rules / "thresholds.yaml").read_text()
+    (rules / "thresholds.yaml").write_text(text.replace("unit: ms", "unit: fortnights", 1))
+    (tmp_path / "bridge.yaml").write_text("rules_dir: rules\nlisten: 127.0.0.1:19199\n")
+    for command in ("check-config", "serve"):
+        result = run(command, "--config", str(tmp_path / "bridge.yaml"), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "thresholds.yaml:" in result.stderr
+        assert "unit" in result.stderr
