@@ -46,7 +46,6 @@ Unit = Callable[[sqlite3.Connection], Any]
 log = structlog.get_logger(__name__)
 
 _BATCH_MAX = 64  # bounds how long one batch holds the event loop (~20 ms of new groups)
-_STOP = object()
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

@@ -24,7 +24,6 @@ class Services:
     repository: str  # the repository whose issue numbers the API shows
     shutting_down: bool = False
     labels_ready: asyncio.Event = field(default_factory=asyncio.Event)  # start-up labels exist
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 SERVICES = web.AppKey("services", Services)
