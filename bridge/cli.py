@@ -1,4 +1,4 @@
-"""``incident-bridge``: serve | check-config | simulate | rules export."""
+"""``incident-bridge``: serve | check-config | simulate | rules export | rules generate."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from bridge.config import Config, ConfigError, load_config
 from bridge.engine import apply_notification
 from bridge.github import render
 from bridge.identity import identity_key, identity_of
+from bridge.promrules import generate, skipped
 from bridge.rules import Rules, RulesError, bundled_directory
 from bridge.web.services import SERVICES
 
@@ -224,6 +225,45 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_generate(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_INVALID
+    _, rules = loaded
+    target = Path(args.dir) if args.dir else rules.directory / "prometheus"
+    try:
+        files = generate(rules)
+    except ValueError as error:  # a threshold row the test generator cannot drive into its band
+        print(f"rules generate: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    for note in skipped(rules):
+        print(f"note: skipped {note}", file=sys.stderr)
+    if args.check:
+        stale: list[Path] = []
+        for name, text in files.items():
+            path = target / name
+            try:
+                current = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                current = None
+            if current != text:
+                stale.append(path)
+        for path in stale:
+            print(
+                f"{path}: differs from what `incident-bridge rules generate` writes",
+                file=sys.stderr,
+            )
+        if stale:
+            return 1
+        print(f"{target}: up to date")
+        return 0
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (target / name).write_text(text, encoding="utf-8")
+        print(f"wrote {target / name}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="incident-bridge", description=__doc__)
     top.add_argument("--log-format", choices=["json", "console"], default="json")
@@ -250,6 +290,20 @@ def parser() -> argparse.ArgumentParser:
     export = rules_sub.add_parser("export", help="write the bundled rules to DIR for editing")
     export.add_argument("dir")
     export.set_defaults(func=cmd_rules_export)
+    generate_cmd = rules_sub.add_parser(
+        "generate",
+        help="write Prometheus alerting rules and promtool unit tests from thresholds.yaml",
+    )
+    generate_cmd.add_argument(
+        "dir", nargs="?", help="output directory (default: <rules_dir or bundled>/prometheus)"
+    )
+    generate_cmd.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
+    generate_cmd.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when the files in DIR differ from what would be written",
+    )
+    generate_cmd.set_defaults(func=cmd_rules_generate)
     return top
 
 

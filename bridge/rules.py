@@ -170,6 +170,9 @@ class CriticalAlertname(_Model):
     title: str = ""
     for_: DurationText | None = Field(default=None, alias="for")
     runbook: Text | None = None
+    # For ``incident-bridge rules generate`` only (bridge.promrules); classification ignores them.
+    expr: Text | None = None  # PromQL that fires the alert; none: no Prometheus rule
+    runbook_url: Text | None = None
 
 
 class CriticalCondition(_Model):
@@ -181,6 +184,10 @@ class CriticalCondition(_Model):
     title: str = ""
     for_: DurationText | None = Field(default=None, alias="for")
     runbook: Text | None = None
+    # For ``incident-bridge rules generate`` only (bridge.promrules); classification ignores them.
+    alertname: MetricName | None = None  # the generated alert's name; none: no Prometheus rule
+    expr: Text | None = None  # PromQL giving the value in ``unit``; default: the row's ``expr``
+    runbook_url: Text | None = None
 
 
 class CriticalList(_Model):
@@ -214,6 +221,10 @@ class ThresholdRow(_Model):
     critical_above: Number
     for_: DurationText | None = Field(default=None, alias="for")
     runbook: Text | None = None
+    # For ``incident-bridge rules generate`` only (bridge.promrules); classification ignores them.
+    expr: Text | None = None  # PromQL giving the row's value in ``unit``; none: no rules
+    capacity_for: DurationText | None = None  # above critical this long: a maintenance request
+    runbook_url: Text | None = None
 
     def band(self, value: float) -> Band | None:
         """``critical`` above the critical bound, ``warning`` inside [low, high], else None."""
