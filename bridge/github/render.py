@@ -326,23 +326,28 @@ def _human_sections() -> str:
     )
 
 
+def _region_span(body: str) -> tuple[int, int] | None:
+    """Where the bridge region (markers included) starts and ends in ``body``, if it is there."""
+    start = body.find(BEGIN)
+    end = body.find(END, start + len(BEGIN)) if start >= 0 else -1
+    return (start, end + len(END)) if start >= 0 and end >= 0 else None
+
+
 def splice(body: str, region: str) -> str:
     """Replace the bridge region in ``body``, keeping everything people wrote around it.
 
     Without a region (someone deleted it) the new region goes first, the rest is kept.
     """
-    start = body.find(BEGIN)
-    end = body.find(END, start + len(BEGIN)) if start >= 0 else -1
-    if start < 0 or end < 0:
+    span = _region_span(body)
+    if span is None:
         return f"{region}\n\n{body}"
-    return body[:start] + region + body[end + len(END) :]
+    return body[: span[0]] + region + body[span[1] :]
 
 
 def region_of(body: str) -> str:
     """The bridge region of an issue body (markers included), or "" when there is none."""
-    start = body.find(BEGIN)
-    end = body.find(END, start + len(BEGIN)) if start >= 0 else -1
-    return body[start : end + len(END)] if start >= 0 and end >= 0 else ""
+    span = _region_span(body)
+    return body[span[0] : span[1]] if span else ""
 
 
 def managed_labels(options: RenderOptions) -> frozenset[str]:

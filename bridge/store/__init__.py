@@ -1,1 +1,1 @@
-"""Durable state: incidents, timeline, outbox. ``open_store`` picks the backend from the URL."""
+"""Durable state: incidents, timeline, outbox. ``bridge.app.make_store`` picks the backend."""
