@@ -30,13 +30,15 @@ from bridge.config import Config, ConfigError, load_config
 from bridge.engine import apply_notification
 from bridge.github import render
 from bridge.identity import identity_key, identity_of
-from bridge.promrules import generate, skipped
+from bridge.promrules import KUBERNETES_RULE_FILE, generate, prometheus_rule, skipped
 from bridge.rules import Rules, RulesError, bundled_directory
+from bridge.store.base import StoreUnavailable
 from bridge.web.services import SERVICES
 
 log = structlog.get_logger("bridge.cli")
 
 EXIT_INVALID = 2
+EXIT_UNAVAILABLE = 1  # the store cannot be opened: a retry may succeed
 # Kubernetes' default grace period is 30 s; CONTRACT.md promises exit within 10 s of SIGTERM.
 _SHUTDOWN_TIMEOUT = 3.0
 
@@ -110,6 +112,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except StartupError as error:
         print(str(error), file=sys.stderr)
         return EXIT_INVALID
+    except StoreUnavailable as error:  # in use by another serve, unreachable, unreadable
+        print(f"store: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except OSError as error:  # the listen address is taken or not ours to bind
         print(
             f"listen: cannot listen on {config.listen}: {error.strerror or error}", file=sys.stderr
@@ -225,6 +230,17 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kubernetes_rule_path(args: argparse.Namespace, rules: Rules) -> Path | None:
+    """Where the PrometheusRule goes: ``--prometheus-rule``, else, for the bundled rules of a
+    source checkout with no DIR given, ``<checkout>/deploy/kubernetes/base/prometheusrule.yaml``."""
+    if args.prometheus_rule:
+        return Path(args.prometheus_rule)
+    if args.dir or rules.directory.resolve() != bundled_directory().resolve():
+        return None
+    path = rules.directory.parent / KUBERNETES_RULE_FILE
+    return path if path.parent.is_dir() else None
+
+
 def cmd_rules_generate(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
@@ -232,7 +248,10 @@ def cmd_rules_generate(args: argparse.Namespace) -> int:
     _, rules = loaded
     target = Path(args.dir) if args.dir else rules.directory / "prometheus"
     try:
-        files = generate(rules)
+        outputs = {target / name: text for name, text in generate(rules).items()}
+        manifest = _kubernetes_rule_path(args, rules)
+        if manifest is not None:
+            outputs[manifest] = prometheus_rule(rules)
     except ValueError as error:  # a threshold row the test generator cannot drive into its band
         print(f"rules generate: {error}", file=sys.stderr)
         return EXIT_INVALID
@@ -240,8 +259,7 @@ def cmd_rules_generate(args: argparse.Namespace) -> int:
         print(f"note: skipped {note}", file=sys.stderr)
     if args.check:
         stale: list[Path] = []
-        for name, text in files.items():
-            path = target / name
+        for path, text in outputs.items():
             try:
                 current = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
@@ -256,11 +274,13 @@ def cmd_rules_generate(args: argparse.Namespace) -> int:
         if stale:
             return 1
         print(f"{target}: up to date")
+        if manifest is not None:
+            print(f"{manifest}: up to date")
         return 0
-    target.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (target / name).write_text(text, encoding="utf-8")
-        print(f"wrote {target / name}")
+    for path, text in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 
@@ -299,9 +319,15 @@ def parser() -> argparse.ArgumentParser:
     )
     generate_cmd.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
     generate_cmd.add_argument(
+        "--prometheus-rule",
+        metavar="FILE",
+        help="also write the rules as a prometheus-operator PrometheusRule to FILE (default, for"
+        f" the bundled rules of a source checkout without DIR: {KUBERNETES_RULE_FILE})",
+    )
+    generate_cmd.add_argument(
         "--check",
         action="store_true",
-        help="write nothing; exit 1 when the files in DIR differ from what would be written",
+        help="write nothing; exit 1 when a file differs from what would be written",
     )
     generate_cmd.set_defaults(func=cmd_rules_generate)
     return top

@@ -18,6 +18,8 @@ run inside the writer's transaction anyway.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -259,12 +261,57 @@ def _insert_effects(
         )
 
 
-class SqliteStore:
-    """The SQLite backend of the Store protocol."""
+class StoreInUse(StoreUnavailable):
+    """Another process holds the SQLite file: one ``serve`` per file (use PostgreSQL for more)."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], datetime]) -> None:
+
+class _ProcessLock:
+    """An exclusive ``flock`` on ``<db>.lock`` held for the store's life, so a second ``serve``
+    on the same file is refused instead of corrupting the single-writer design. The kernel drops
+    the lock when the process dies, however it dies, so a crash never leaves a stale lock."""
+
+    def __init__(self, db: Path) -> None:
+        self.path = db.with_name(db.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreInUse(
+                f"{self.path.with_suffix('')} is in use by another incident-bridge process "
+                f"(pid {holder}); stop it first (one serve per SQLite file; run several "
+                "replicas on PostgreSQL)"
+            ) from None
+        except OSError:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the descriptor drops the flock
+
+
+class SqliteStore:
+    """The SQLite backend of the Store protocol.
+
+    ``exclusive`` (the default, for ``serve`` and ``rebuild``) takes the process lock: the
+    writer assumes it is the only one. Read-only commands open with ``exclusive=False``.
+    """
+
+    def __init__(
+        self, path: Path, *, clock: Callable[[], datetime], exclusive: bool = True
+    ) -> None:
         self.path = path
         self._clock = clock
+        self._lock = _ProcessLock(path) if exclusive else None
         self._writer: _Writer | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
@@ -272,8 +319,20 @@ class SqliteStore:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._lock is not None:
+                self._lock.acquire()
+        except OSError as error:
+            raise StoreUnavailable(f"cannot open {self.path}: {error}") from error
+        try:
+            await self._open()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
 
+    async def _open(self) -> None:
         def connect_and_migrate() -> sqlite3.Connection:
             conn = _connect(self.path)
             try:
@@ -289,6 +348,8 @@ class SqliteStore:
             raise StoreUnavailable(f"cannot open {self.path}: {error}") from error
         self._writer = _Writer(conn)
         self._reader = await self._read(lambda: _connect(self.path, readonly=True))
+        if self._lock is None:
+            return  # a read-only user: a serve may be running these effects right now
         # A single SQLite process: whatever was running when it last stopped was interrupted.
         await self._write(
             lambda c: c.execute(
@@ -305,6 +366,8 @@ class SqliteStore:
             reader, self._reader = self._reader, None
             await self._read(reader.close)
         self._read_pool.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.release()
 
     async def _write(self, unit: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:

@@ -241,3 +241,48 @@ def test_a_bad_rules_file_is_refused_at_start_up_and_by_check_config(tmp_path: P
         assert result.returncode == 2, result.stderr
         assert "thresholds.yaml:" in result.stderr
         assert "unit" in result.stderr
+
+
+def test_a_second_serve_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    """SQLite has one writer: a second serve on the same file exits 1 with one line naming the
+    file and the holder's pid, and the first keeps serving; once it stops, the file is free."""
+    port, other = 19231, 19232
+    (tmp_path / "a.yaml").write_text(f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///s.db\n")
+    (tmp_path / "b.yaml").write_text(f"listen: 127.0.0.1:{other}\nstore:\n  url: sqlite:///s.db\n")
+    first = subprocess.Popen(  # noqa: S603 -- our own CLI
+        [*BRIDGE, "serve", "--config", str(tmp_path / "a.yaml")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "s.db").exists() or _free(port):
+            assert time.monotonic() < deadline, "the first serve did not start"
+            time.sleep(0.1)
+        second = run("serve", "--config", str(tmp_path / "b.yaml"), cwd=tmp_path)
+        assert second.returncode == 1
+        assert second.stderr.startswith("store: ")
+        assert "s.db is in use by another incident-bridge process" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0
+    # The lock went with the process: the file can be served again.
+    again = subprocess.Popen(  # noqa: S603 -- our own CLI
+        [*BRIDGE, "serve", "--config", str(tmp_path / "b.yaml")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while _free(other):
+            assert again.poll() is None, "the file stayed locked after the first serve stopped"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=10) == 0
