@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
+from bridge import snapshot
 from bridge.model import AlertState, Incident, Priority, TimelineEvent
 
 BEGIN = "<!-- incident-bridge:begin -->"
@@ -308,6 +309,7 @@ def render_region(
     lines += [*_runbook_section(incident, options), ""]
     lines += [*_traceability_section(incident), ""]
     lines += _timeline_section(events)
+    lines.append(snapshot.state_line(incident))  # hidden: what `rebuild` reads back
     lines.append(END)
     return "\n".join(lines)
 

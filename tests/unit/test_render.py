@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge import snapshot
 from bridge.engine import Policy, apply_notification
 from bridge.github.render import (
     BEGIN,
@@ -763,7 +764,7 @@ def test_hostile_alert_text_cannot_ping_inject_forge_or_break_tables(
     assert len(issue.title) <= TITLE_LIMIT
     # No HTML: the only "<" are the bridge's markers and its own details block.
     # (The bundled runbook's details block appears only when no alert links a runbook_url.)
-    own = [BEGIN, END, marker(incident)]
+    own = [BEGIN, END, snapshot.state_line(incident), marker(incident)]
     if "<details><summary>" in body:
         own += ["<details><summary>", "</summary>", "</details>"]
     rest = body
@@ -771,9 +772,9 @@ def test_hostile_alert_text_cannot_ping_inject_forge_or_break_tables(
         assert rest.count(tag) == 1
         rest = rest.replace(tag, "")
     assert "<" not in rest
-    # Only the real markers.
-    assert body.count("<!--") == 3
-    assert body.count("-->") == 3
+    # Only the real markers (and the hidden state line, which is base64).
+    assert body.count("<!--") == 4
+    assert body.count("-->") == 4
     assert body.endswith(marker(incident))
     # Tables keep their shape: one row per alert / event, each with the header's cell count.
     header, rows = table_rows(body, "| Status | Alert | Instance | Value | Started | Source |")
