@@ -1,4 +1,4 @@
-"""The store protocol: what every backend (SQLite now, PostgreSQL later) provides."""
+"""The store protocol: what every backend (SQLite, PostgreSQL) provides."""
 
 from __future__ import annotations
 
@@ -64,6 +64,14 @@ class OutboxStats:
     oldest_pending: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """How many rows ``Store.prune`` deleted."""
+
+    events: int
+    effects: int
+
+
 Decide = Callable[[Incident | None], Decision]
 
 
@@ -118,3 +126,20 @@ class Store(Protocol):
 
     async def open_counts(self) -> dict[str, int]:
         """Open incidents by priority."""
+
+    async def incident_count(self) -> int:
+        """Every incident stored, open or not."""
+
+    async def prune(self, before: datetime) -> PruneResult:
+        """Delete what retention no longer needs: the timeline events older than ``before`` of
+        incidents resolved before ``before``, and done or failed effects finished before it.
+        Open incidents' events and unfinished effects are never touched. Deletes in small
+        batches, so ingest never waits long behind it."""
+
+    async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
+        """Put back an incident rebuilt from its GitHub issue, keeping ``incident.number``
+        (``kind``, ``number`` and ``key`` are set by the caller). Returns False, changing
+        nothing, when an incident of that kind and number exists. Otherwise stores it (setting
+        ``incident.id``), stores ``record`` if given (its ``incident_id`` set to the new id) and
+        raises the ``number:<kind>`` counter to at least the number, so numbering continues
+        after it."""

@@ -38,6 +38,7 @@ from bridge.store.base import (
     IncidentRow,
     IssueRecord,
     OutboxStats,
+    PruneResult,
     StoreUnavailable,
 )
 from bridge.store.sqlite_schema import MIGRATIONS
@@ -673,3 +674,100 @@ class SqliteStore:
             return {str(priority): int(count) for priority, count in rows}
 
         return await self._read(read)
+
+    async def incident_count(self) -> int:
+        return await self._read(lambda: int(self._row("SELECT COUNT(*) FROM incidents")[0]))
+
+    # -- retention and rebuild -------------------------------------------------------------
+
+    _PRUNE_BATCH = 5000
+
+    async def prune(self, before: datetime, *, batch: int = _PRUNE_BATCH) -> PruneResult:
+        # One writer unit per batch: ingest units queue between them, never behind all of it.
+        # Event times are ISO 8601 text in UTC (codec.ts), which sorts like the times.
+        resolved_before, at_before = codec.epoch(before), codec.ts(before)
+
+        def events(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM events WHERE (incident_id, seq) IN (SELECT e.incident_id, e.seq"
+                " FROM incidents i JOIN events e ON e.incident_id = i.id"
+                " WHERE i.state != 'open' AND i.resolved_at < ? AND e.at < ? LIMIT ?)",
+                (resolved_before, at_before, batch),
+            ).rowcount
+
+        def effects(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                " WHERE state IN ('done', 'failed') AND finished_at < ? LIMIT ?)",
+                (resolved_before, batch),
+            ).rowcount
+
+        counts = []
+        for unit in (events, effects):
+            total = 0
+            while True:
+                deleted = await self._write(unit)
+                total += deleted
+                if deleted < batch:
+                    break
+            counts.append(total)
+        return PruneResult(events=counts[0], effects=counts[1])
+
+    async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
+        number = incident.number
+        assert number is not None, "restore keeps the incident's number"
+        now = codec.epoch(self._clock())
+
+        def unit(conn: sqlite3.Connection) -> int | None:
+            if conn.execute(
+                "SELECT 1 FROM incidents WHERE kind = ? AND number = ?", (incident.kind, number)
+            ).fetchone():
+                return None
+            conn.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+                (f"number:{incident.kind}", number),
+            )
+            cursor = conn.execute(
+                "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"
+                " data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incident.key,
+                    incident.kind,
+                    number,
+                    incident.state,
+                    str(incident.priority),
+                    codec.epoch(incident.opened_at),
+                    codec.epoch(incident.resolved_at) if incident.resolved_at else None,
+                    codec.incident_to_json(incident),
+                    now,
+                ),
+            )
+            new_id = cursor.lastrowid
+            assert new_id is not None
+            if record is not None:
+                conn.execute(
+                    "INSERT INTO github_issues (incident_id, repository, number, url, title,"
+                    " body, region, labels, state, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new_id,
+                        record.repository,
+                        record.number,
+                        record.url,
+                        record.title,
+                        record.body,
+                        record.region,
+                        codec.dumps(sorted(record.labels)),
+                        record.state,
+                        record.etag,
+                    ),
+                )
+            return new_id
+
+        new_id = await self._write(unit)
+        if new_id is None:
+            return False
+        incident.id = new_id
+        if record is not None:
+            record.incident_id = new_id
+        return True

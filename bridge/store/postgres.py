@@ -1,0 +1,703 @@
+"""The shared store: PostgreSQL through an asyncpg connection pool, safe for several replicas.
+
+Same behaviour as the SQLite backend; what differs is how concurrency is made safe when more
+than one process writes:
+
+- **Migrations** run in one transaction under a fixed advisory lock, so replicas starting
+  together migrate once; a database newer than this code is refused.
+- **Ingest** is one transaction that first takes ``pg_advisory_xact_lock`` on a 64-bit hash of
+  the incident key, then reads the key's latest incident: notifications for one alert group are
+  serialized across replicas, and the second of two duplicates meets the first's result in the
+  engine (``unchanged``). Numbers come from a ``counters`` row bumped in the same transaction
+  (``INSERT … ON CONFLICT DO UPDATE … RETURNING``): the row lock orders concurrent openings
+  and a rollback leaves no gap. Anything else that rewrites an incident (``fail_effect``,
+  ``restore``) takes the same key lock first.
+- **Claims** lock candidate outbox rows with ``FOR UPDATE SKIP LOCKED``, so replicas claiming at
+  once never take the same row; each claim bumps ``claim`` (the fencing token) and sets a lease.
+  Finishing, retrying or failing applies only to ``state = 'running'`` with the same token.
+  ``open`` does not touch running rows (another replica may be running them): a lapsed lease is
+  reclaimed by ``claim_effects``, with ``outcome_unknown`` set.
+
+Every database or network failure becomes ``StoreUnavailable``; its message never holds the
+connection URL or its password. Commits use PostgreSQL's default ``synchronous_commit = on``:
+a 200 means the notification is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolConnectionProxy
+
+from bridge.engine import Decision
+from bridge.model import Incident, TimelineEvent
+from bridge.store import codec
+from bridge.store.base import (
+    ClaimedEffect,
+    Decide,
+    IncidentRow,
+    IssueRecord,
+    OutboxStats,
+    PruneResult,
+    StoreUnavailable,
+)
+from bridge.store.postgres_schema import MIGRATIONS, MIGRATIONS_TABLE
+
+log = structlog.get_logger(__name__)
+
+# A string: the runtime class is not subscriptable, only the stubs' is.
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+# Failures of the database or the way to it. TimeoutError (a command or an acquire running past
+# its timeout) is an OSError. A ``decide`` raising anything else propagates unchanged.
+_DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+TIMEOUT = 5.0  # connect, acquire and every command: a stuck database is a 503, not a hang
+# A schema migration runs once, at start-up, and may rewrite a large table.
+_MIGRATION_TIMEOUT = 60.0
+# Advisory locks: the two-key form (class, object) for the migration lock, the one-key (bigint)
+# form for incident keys. PostgreSQL keeps the two forms apart, so they can never collide.
+_LOCK_CLASS = 0x49425247  # "IBRG"
+_MIGRATION_LOCK = 1
+PRUNE_BATCH = 5000
+
+
+def key_lock(key: str) -> int:
+    """The advisory lock id of an incident key: the first 64 bits of its SHA-256, signed."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+def _secrets_in(url: str) -> list[str]:
+    """The strings a message must never show: the URL and its password (raw and decoded)."""
+    found = [url]
+    try:
+        parts = urlsplit(url)
+        passwords = [parts.password or "", *parse_qs(parts.query).get("password", [])]
+    except ValueError:
+        passwords = []
+    for password in passwords:
+        if password:
+            found += [password, unquote(password)]
+    return sorted(set(found), key=len, reverse=True)
+
+
+def _label(kind: str, number: int) -> str:
+    return f"{'MAINT' if kind == 'maint' else 'INC'}-{number:03d}"
+
+
+def _changed(status: str) -> int:
+    """Rows changed, from a command status such as ``DELETE 42``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class _Exists(Exception):
+    """restore: an incident of that kind and number is already stored (rolls back)."""
+
+
+async def _lock_key(conn: Conn, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", key_lock(key))
+
+
+async def _migrate(conn: Conn) -> None:
+    """Apply the missing migrations in one transaction, under the migration lock: a replica
+    that waited for another one's migration finds the schema current and applies nothing."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            _LOCK_CLASS,
+            _MIGRATION_LOCK,
+            timeout=_MIGRATION_TIMEOUT,
+        )
+        await conn.execute(MIGRATIONS_TABLE)
+        version = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        if version > len(MIGRATIONS):
+            raise StoreUnavailable(
+                f"database schema version {version} is newer than this bridge knows "
+                f"({len(MIGRATIONS)}); upgrade incident-bridge"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.execute(script, timeout=_MIGRATION_TIMEOUT)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", number)
+            log.info("store_migrated", version=number)
+
+
+async def _next_number(conn: Conn, kind: str) -> int:
+    value = await conn.fetchval(
+        "INSERT INTO counters (name, value) VALUES ($1, 1)"
+        " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+        f"number:{kind}",
+    )
+    return int(value)
+
+
+async def _save_incident(conn: Conn, incident: Incident, now: datetime, *, new: bool) -> None:
+    data = codec.incident_to_json(incident)
+    if new:
+        incident.number = await _next_number(conn, incident.kind)
+        incident.id = await conn.fetchval(
+            "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"
+            " data, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            incident.key,
+            incident.kind,
+            incident.number,
+            incident.state,
+            str(incident.priority),
+            incident.opened_at,
+            incident.resolved_at,
+            data,
+            now,
+        )
+    else:
+        await conn.execute(
+            "UPDATE incidents SET state = $1, priority = $2, resolved_at = $3, data = $4,"
+            " updated_at = $5 WHERE id = $6",
+            incident.state,
+            str(incident.priority),
+            incident.resolved_at,
+            data,
+            now,
+            incident.id,
+        )
+
+
+async def _insert_events(conn: Conn, incident_id: int, events: list[TimelineEvent]) -> None:
+    if events:
+        await conn.executemany(
+            "INSERT INTO events (incident_id, seq, at, kind, text, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                (incident_id, e.seq, e.at, e.kind, e.text, codec.event_data_to_json(e))
+                for e in events
+            ],
+        )
+
+
+async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now: datetime) -> None:
+    for effect in decision.effects:
+        if effect.kind == "github.sync" and not decision.is_new:
+            # FOR UPDATE: a replica claiming that pending sync right now either finished its
+            # claim (we then see it running and add a sync) or waits for our commit (and its
+            # sync renders the state we are writing). Without the lock, a claim slipping in
+            # between this read and our commit would render the old state and nothing would
+            # follow it.
+            last = await conn.fetchrow(
+                "SELECT kind, state FROM outbox WHERE incident_id = $1 AND state IN"
+                " ('pending', 'running') ORDER BY id DESC LIMIT 1 FOR UPDATE",
+                incident_id,
+            )
+            if last is not None and last["kind"] == "github.sync" and last["state"] == "pending":
+                continue  # coalesced: the pending sync will render the latest state
+        payload = dict(effect.payload)
+        if effect.event_seq is not None:
+            payload["event_seq"] = effect.event_seq
+        await conn.execute(
+            "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at)"
+            " VALUES ($1, $2, $3, 'pending', $4, $4)",
+            incident_id,
+            effect.kind,
+            codec.dumps(payload),
+            now,
+        )
+
+
+# Claiming: the incident's oldest unfinished effect only, so its effects run in order. Two
+# statements, each walking its own partial index in order and stopping at the limit (an OR of
+# the two would sort every candidate). SKIP LOCKED: rows another replica is claiming (or an
+# ingest is coalescing into) are left to it; a row claimed meanwhile is re-checked against the
+# WHERE clause once locked and dropped, since it is then running with a lease in the future.
+# The two differ only in their first WHERE line and their ORDER BY.
+CLAIM_LAPSED = """
+WITH picked AS (
+    SELECT o.id FROM outbox o
+    WHERE o.state = 'running' AND o.lease_until <= $1
+      AND o.id = (SELECT min(p.id) FROM outbox p
+                  WHERE p.incident_id = o.incident_id AND p.state IN ('pending', 'running'))
+    ORDER BY o.lease_until
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox u SET state = 'running', claim = u.claim + 1, lease_until = $3,
+                    outcome_unknown = u.outcome_unknown OR u.state = 'running'
+FROM picked, incidents i
+WHERE u.id = picked.id AND i.id = u.incident_id
+RETURNING u.id, u.incident_id, u.kind, u.payload, u.attempts, u.claim, u.created_at,
+          u.outcome_unknown, u.next_attempt_at, i.kind AS incident_kind, i.number
+"""
+CLAIM_DUE = """
+WITH picked AS (
+    SELECT o.id FROM outbox o
+    WHERE o.state = 'pending' AND o.next_attempt_at <= $1
+      AND o.id = (SELECT min(p.id) FROM outbox p
+                  WHERE p.incident_id = o.incident_id AND p.state IN ('pending', 'running'))
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox u SET state = 'running', claim = u.claim + 1, lease_until = $3,
+                    outcome_unknown = u.outcome_unknown OR u.state = 'running'
+FROM picked, incidents i
+WHERE u.id = picked.id AND i.id = u.incident_id
+RETURNING u.id, u.incident_id, u.kind, u.payload, u.attempts, u.claim, u.created_at,
+          u.outcome_unknown, u.next_attempt_at, i.kind AS incident_kind, i.number
+"""
+
+_ISSUE_UPSERT = (
+    "INSERT INTO github_issues (incident_id, repository, number, url, title, body, region,"
+    " labels, state, etag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    " ON CONFLICT (incident_id, repository) DO UPDATE SET number = excluded.number,"
+    " url = excluded.url, title = excluded.title, body = excluded.body,"
+    " region = excluded.region, labels = excluded.labels, state = excluded.state,"
+    " etag = excluded.etag"
+)
+
+
+def _issue_values(record: IssueRecord) -> tuple[Any, ...]:
+    return (
+        record.incident_id,
+        record.repository,
+        record.number,
+        record.url,
+        record.title,
+        record.body,
+        record.region,
+        codec.dumps(sorted(record.labels)),
+        record.state,
+        record.etag,
+    )
+
+
+class PostgresStore:
+    """The PostgreSQL backend of the Store protocol."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime],
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = TIMEOUT,
+    ) -> None:
+        self._url = url
+        self._secrets = _secrets_in(url)
+        self._clock = clock
+        self._min_size = min_size
+        self._max_size = max_size
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<secret>")
+        return text
+
+    def _unavailable(self, error: BaseException) -> StoreUnavailable:
+        detail = str(error) or type(error).__name__
+        return StoreUnavailable(self._scrub(f"postgresql: {detail}"))
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _DB_ERRORS as error:
+            raise self._unavailable(error) from error
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            pool = await asyncpg.create_pool(
+                self._url,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=self._timeout,
+                command_timeout=self._timeout,
+                server_settings={
+                    "application_name": "incident-bridge",
+                    # A replica stalled inside a transaction must not hold incident locks long.
+                    "idle_in_transaction_session_timeout": "15s",
+                },
+            )
+        except (*_DB_ERRORS, ValueError) as error:
+            # ``from None``: a connection error's own text may repeat the URL; ours is scrubbed.
+            raise self._unavailable(error) from None
+        try:
+            async with pool.acquire(timeout=self._timeout) as conn:
+                await _migrate(conn)
+        except BaseException as error:
+            pool.terminate()
+            if isinstance(error, _DB_ERRORS):
+                raise self._unavailable(error) from error
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), self._timeout)
+        except (*_DB_ERRORS, TimeoutError):
+            pool.terminate()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("store is closed")
+        with self._errors():
+            async with pool.acquire(timeout=self._timeout) as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Conn]:
+        async with self._connection() as conn, conn.transaction():
+            yield conn
+
+    async def execute_for_test(self, sql: str) -> None:
+        """Run one statement (tests use it to make real faults)."""
+        async with self._connection() as conn:
+            await conn.execute(sql)
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    async def ingest(self, key: str, identity: str, decide: Decide) -> Decision:
+        async with self._transaction() as conn:
+            await _lock_key(conn, key)
+            row = await conn.fetchrow(
+                "SELECT id, number, data FROM incidents WHERE key = $1 ORDER BY id DESC LIMIT 1",
+                key,
+            )
+            current = (
+                codec.incident_from_json(row["data"], row_id=row["id"], number=row["number"])
+                if row
+                else None
+            )
+            decision = decide(current)
+            incident = decision.incident
+            if not decision.changed or incident is None:
+                return decision
+            now = self._clock()
+            if decision.is_new:
+                incident.key = key
+                incident.identity = identity
+            await _save_incident(conn, incident, now, new=decision.is_new)
+            assert incident.id is not None
+            await _insert_events(conn, incident.id, decision.events)
+            await _insert_effects(conn, incident.id, decision, now)
+            return decision
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def claim_effects(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[ClaimedEffect]:
+        lease_until = now + lease
+        async with self._transaction() as conn:
+            lapsed = await conn.fetch(CLAIM_LAPSED, now, limit, lease_until)
+            due = (
+                await conn.fetch(CLAIM_DUE, now, limit - len(lapsed), lease_until)
+                if len(lapsed) < limit
+                else []
+            )
+        rows = sorted(lapsed, key=lambda r: r["id"]) + sorted(
+            due, key=lambda r: (r["next_attempt_at"], r["id"])
+        )
+        return [
+            ClaimedEffect(
+                id=row["id"],
+                incident_id=row["incident_id"],
+                kind=row["kind"],
+                payload=codec.loads(row["payload"]),
+                attempts=row["attempts"],
+                claim=row["claim"],
+                created_at=row["created_at"],
+                outcome_unknown=row["outcome_unknown"],
+                incident_label=_label(row["incident_kind"], row["number"]),
+            )
+            for row in rows
+        ]
+
+    async def finish_effect(self, effect: ClaimedEffect, now: datetime) -> bool:
+        async with self._connection() as conn:
+            done = await conn.fetchval(
+                "UPDATE outbox SET state = 'done', finished_at = $1, lease_until = NULL,"
+                " attempts = attempts + 1, outcome_unknown = false, last_error = NULL"
+                " WHERE id = $2 AND claim = $3 AND state = 'running' RETURNING id",
+                now,
+                effect.id,
+                effect.claim,
+            )
+        return done is not None
+
+    async def retry_effect(
+        self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
+    ) -> bool:
+        async with self._connection() as conn:
+            done = await conn.fetchval(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = $1, last_error = $2,"
+                " attempts = attempts + 1, outcome_unknown = $3, lease_until = NULL"
+                " WHERE id = $4 AND claim = $5 AND state = 'running' RETURNING id",
+                at,
+                error[:2000],
+                outcome_unknown,
+                effect.id,
+                effect.claim,
+            )
+        return done is not None
+
+    async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
+        async with self._transaction() as conn:
+            key = await conn.fetchval("SELECT key FROM incidents WHERE id = $1", effect.incident_id)
+            if key is None:
+                return False
+            # The incident's timeline and event_seq change: the same lock as ingest.
+            await _lock_key(conn, key)
+            failed = await conn.fetchval(
+                "UPDATE outbox SET state = 'failed', finished_at = $1, last_error = $2,"
+                " attempts = attempts + 1, lease_until = NULL"
+                " WHERE id = $3 AND claim = $4 AND state = 'running' RETURNING id",
+                now,
+                error[:2000],
+                effect.id,
+                effect.claim,
+            )
+            if failed is None:
+                return False
+            row = await conn.fetchrow(
+                "SELECT number, data FROM incidents WHERE id = $1", effect.incident_id
+            )
+            assert row is not None  # incidents are never deleted, and we hold its key lock
+            incident = codec.incident_from_json(
+                row["data"], row_id=effect.incident_id, number=row["number"]
+            )
+            incident.event_seq += 1
+            event = TimelineEvent(
+                seq=incident.event_seq,
+                at=now,
+                kind="effect_failed",
+                text=f"{effect.kind} failed permanently: {error[:200]}",
+                data={"effect": effect.kind, "effect_id": effect.id},
+            )
+            await _save_incident(conn, incident, now, new=False)
+            await _insert_events(conn, effect.incident_id, [event])
+            return True
+
+    async def next_due(self) -> datetime | None:
+        async with self._connection() as conn:
+            due: datetime | None = await conn.fetchval(
+                "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'"
+            )
+        return due
+
+    async def outbox_stats(self) -> OutboxStats:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT state, count(*) FROM outbox"
+                " WHERE state IN ('pending', 'running', 'failed') GROUP BY state"
+            )
+            oldest = await conn.fetchval(
+                "SELECT min(created_at) FROM outbox WHERE state = 'pending'"
+            )
+        counts = {row[0]: int(row[1]) for row in rows}
+        return OutboxStats(
+            pending=counts.get("pending", 0),
+            running=counts.get("running", 0),
+            failed=counts.get("failed", 0),
+            oldest_pending=oldest,
+        )
+
+    # -- incidents -------------------------------------------------------------------------
+
+    async def load_incident(self, incident_id: int) -> Incident | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT number, data FROM incidents WHERE id = $1", incident_id
+            )
+        if row is None:
+            return None
+        return codec.incident_from_json(row["data"], row_id=incident_id, number=row["number"])
+
+    async def load_events(self, incident_id: int, limit: int) -> list[TimelineEvent]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, at, kind, text, data FROM events WHERE incident_id = $1"
+                " ORDER BY seq DESC LIMIT $2",
+                incident_id,
+                limit,
+            )
+        return [_event(row) for row in reversed(rows)]
+
+    async def load_event(self, incident_id: int, seq: int) -> TimelineEvent | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT seq, at, kind, text, data FROM events WHERE incident_id = $1 AND seq = $2",
+                incident_id,
+                seq,
+            )
+        return _event(row) if row is not None else None
+
+    async def issue_record(self, incident_id: int, repository: str) -> IssueRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT number, url, title, body, region, labels, state, etag FROM github_issues"
+                " WHERE incident_id = $1 AND repository = $2",
+                incident_id,
+                repository,
+            )
+        if row is None:
+            return None
+        return IssueRecord(
+            incident_id=incident_id,
+            repository=repository,
+            number=row["number"],
+            url=row["url"],
+            title=row["title"],
+            body=row["body"],
+            region=row["region"],
+            labels=set(codec.loads(row["labels"])),
+            state=row["state"],
+            etag=row["etag"],
+        )
+
+    async def save_issue_record(self, record: IssueRecord) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_ISSUE_UPSERT, *_issue_values(record))
+
+    async def list_incidents(
+        self, repository: str, *, limit: int = 100, state: str | None = None
+    ) -> list[IncidentRow]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT i.id, i.number, i.data, g.number AS issue_number, g.url FROM incidents i"
+                " LEFT JOIN github_issues g ON g.incident_id = i.id AND g.repository = $1"
+                " WHERE ($2::text IS NULL OR i.state = $2::text) ORDER BY i.id DESC LIMIT $3",
+                repository,
+                state,
+                limit,
+            )
+        return [
+            IncidentRow(
+                incident=codec.incident_from_json(
+                    row["data"], row_id=row["id"], number=row["number"]
+                ),
+                issue_number=row["issue_number"],
+                issue_url=row["url"],
+            )
+            for row in rows
+        ]
+
+    async def open_counts(self) -> dict[str, int]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT priority, count(*) FROM incidents"
+                " WHERE state = 'open' AND kind = 'incident' GROUP BY priority"
+            )
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def incident_count(self) -> int:
+        async with self._connection() as conn:
+            count = await conn.fetchval("SELECT count(*) FROM incidents")
+        return int(count)
+
+    # -- retention and rebuild -------------------------------------------------------------
+
+    async def prune(self, before: datetime, *, batch: int = PRUNE_BATCH) -> PruneResult:
+        # Each statement deletes at most ``batch`` rows and commits on its own, so no lock is
+        # held for long. Done and failed effects never change again, and an incident resolved
+        # longer ago than the retention cannot be reopened (a reopen window is far shorter), so
+        # nothing here races with ingest or the outbox.
+        events = effects = 0
+        async with self._connection() as conn:
+            while True:
+                deleted = _changed(
+                    await conn.execute(
+                        "DELETE FROM events e USING (SELECT ev.incident_id, ev.seq"
+                        " FROM incidents i JOIN events ev ON ev.incident_id = i.id"
+                        " WHERE i.state <> 'open' AND i.resolved_at < $1 AND ev.at < $1"
+                        " LIMIT $2) d WHERE e.incident_id = d.incident_id AND e.seq = d.seq",
+                        before,
+                        batch,
+                    )
+                )
+                events += deleted
+                if deleted < batch:
+                    break
+            while True:
+                deleted = _changed(
+                    await conn.execute(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                        " WHERE state IN ('done', 'failed') AND finished_at < $1"
+                        " ORDER BY finished_at LIMIT $2)",
+                        before,
+                        batch,
+                    )
+                )
+                effects += deleted
+                if deleted < batch:
+                    break
+        return PruneResult(events=events, effects=effects)
+
+    async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
+        assert incident.number is not None, "restore keeps the incident's number"
+        now = self._clock()
+        try:
+            async with self._transaction() as conn:
+                await _lock_key(conn, incident.key)
+                # The counter first: its row lock orders us with ingests opening incidents of
+                # this kind, so none of them can take this number after our check.
+                await conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name)"
+                    " DO UPDATE SET value = greatest(counters.value, excluded.value)",
+                    f"number:{incident.kind}",
+                    incident.number,
+                )
+                new_id = await conn.fetchval(
+                    "INSERT INTO incidents (key, kind, number, state, priority, opened_at,"
+                    " resolved_at, data, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    " ON CONFLICT (kind, number) DO NOTHING RETURNING id",
+                    incident.key,
+                    incident.kind,
+                    incident.number,
+                    incident.state,
+                    str(incident.priority),
+                    incident.opened_at,
+                    incident.resolved_at,
+                    codec.incident_to_json(incident),
+                    now,
+                )
+                if new_id is None:
+                    raise _Exists  # roll the counter back too: nothing changes
+                if record is not None:
+                    await conn.execute(_ISSUE_UPSERT, new_id, *_issue_values(record)[1:])
+        except _Exists:
+            return False
+        incident.id = new_id
+        if record is not None:
+            record.incident_id = new_id
+        return True
+
+
+def _event(row: asyncpg.Record) -> TimelineEvent:
+    return codec.event_from_row(
+        row["seq"], row["at"].isoformat(), row["kind"], row["text"], row["data"]
+    )

@@ -1,0 +1,86 @@
+"""PostgreSQL schema migrations, in order. ``schema_migrations`` records each one applied.
+
+Never edit a migration that has shipped: append a new one. The tables mirror the SQLite schema
+(``sqlite_schema.py``) with PostgreSQL types: times are ``timestamptz``; JSON (incident state,
+event data, effect payloads, labels) is ``text`` written by ``bridge.store.codec``, so both
+backends hold byte-identical documents (``jsonb`` would reorder keys, e.g. an alert's labels,
+and refuses ``\\u0000``).
+"""
+
+from __future__ import annotations
+
+# The table that says which migrations ran. Created (if missing) under the migration lock.
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: incidents, timeline, outbox, counters, GitHub issue records
+    """
+    CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+    );
+    CREATE TABLE incidents (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key         TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        state       TEXT NOT NULL,
+        priority    TEXT NOT NULL,
+        opened_at   TIMESTAMPTZ NOT NULL,
+        resolved_at TIMESTAMPTZ,
+        data        TEXT NOT NULL,
+        updated_at  TIMESTAMPTZ NOT NULL,
+        UNIQUE (kind, number)
+    );
+    CREATE INDEX incidents_by_key ON incidents (key, id);
+    CREATE INDEX incidents_by_state ON incidents (state, priority);
+    CREATE INDEX incidents_resolved ON incidents (resolved_at) WHERE state <> 'open';
+    CREATE TABLE events (
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        seq         INTEGER NOT NULL,
+        at          TIMESTAMPTZ NOT NULL,
+        kind        TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (incident_id, seq)
+    );
+    CREATE TABLE outbox (
+        id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        incident_id     BIGINT NOT NULL REFERENCES incidents (id),
+        kind            TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        state           TEXT NOT NULL
+                        CHECK (state IN ('pending', 'running', 'done', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        claim           BIGINT NOT NULL DEFAULT 0,  -- fencing token, bumped by every claim
+        outcome_unknown BOOLEAN NOT NULL DEFAULT false,
+        created_at      TIMESTAMPTZ NOT NULL,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        lease_until     TIMESTAMPTZ,
+        finished_at     TIMESTAMPTZ,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE state = 'pending';
+    CREATE INDEX outbox_active ON outbox (incident_id, id) WHERE state IN ('pending', 'running');
+    CREATE INDEX outbox_leases ON outbox (lease_until) WHERE state = 'running';
+    CREATE INDEX outbox_finished ON outbox (finished_at) WHERE state IN ('done', 'failed');
+    CREATE TABLE github_issues (
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        repository  TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        url         TEXT NOT NULL,
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        labels      TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        etag        TEXT,
+        PRIMARY KEY (incident_id, repository)
+    );
+    """,
+)
