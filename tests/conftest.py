@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +10,15 @@ import pytest
 
 from bridge.clock import FakeClock
 from fakes.github import FakeGitHub
-from support import REPO, TOKEN, Harness, github_config
+from support import (
+    REPO,
+    TOKEN,
+    Harness,
+    drop_postgres_database,
+    github_config,
+    postgres_url,
+    reset_postgres,
+)
 
 
 @pytest.fixture
@@ -31,3 +39,19 @@ async def harness(tmp_path: Path, github: FakeGitHub, clock: FakeClock) -> Async
     await h.start()
     yield h
     await h.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """This run's own PostgreSQL database (``ib_test_<pid>_<hex>``), dropped at the end.
+    PostgreSQL not running is a failure, not a skip: CI starts it (.ci/start-postgres)."""
+    url = postgres_url()
+    yield url
+    drop_postgres_database()
+
+
+@pytest.fixture
+def postgres_db(postgres_database: str) -> str:
+    """The run's database, emptied for this test: the URL to give a store."""
+    reset_postgres(postgres_database)
+    return postgres_database

@@ -7,17 +7,25 @@ the test (``harness.drain()``) so that nothing depends on timing.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import os
+import secrets
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.app import OUTBOX, create_app
 from bridge.clock import FakeClock
 from bridge.config import Config, load_config
+from bridge.store.postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub, FakeIssue
 
@@ -103,7 +111,7 @@ class Harness:
         return self.github.issues(REPO)
 
 
-def github_config(extra: str = "") -> str:
+def github_config(extra: str = "", *, store_url: str = "sqlite:///state.db") -> str:
     return (
         "github:\n"
         "  api_url: ${GITHUB_URL}\n"
@@ -112,5 +120,112 @@ def github_config(extra: str = "") -> str:
         "  labels: [phase-09]\n"
         f"{extra}"
         "store:\n"
-        "  url: sqlite:///state.db\n"
+        f"  url: {store_url}\n"
     )
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+# The server CI starts (.ci/start-postgres): trust auth on loopback. Each test run creates its
+# own database on it, so runs on one machine never share state. Unreachable → tests fail.
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "INCIDENT_BRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+_postgres_database: str | None = None
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end on a loop of its own, from sync code or inside a running
+    loop alike (a fixture, a helper called by a test)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _database_url(name: str) -> str:
+    return urlunsplit(urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}"))
+
+
+async def _admin(sql: str) -> None:
+    try:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise RuntimeError(
+            f"PostgreSQL is not reachable ({error}); start it with .ci/start-postgres"
+        ) from error
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def postgres_url() -> str:
+    """This test run's own PostgreSQL database, created on first use (``ib_test_<pid>_<hex>``).
+    Tests should take the ``postgres_db`` fixture, which empties it first."""
+    global _postgres_database
+    if _postgres_database is None:
+        name = f"ib_test_{os.getpid()}_{secrets.token_hex(4)}"
+        run_sync(_admin(f'CREATE DATABASE "{name}"'))
+        _postgres_database = name
+    return _database_url(_postgres_database)
+
+
+def drop_postgres_database() -> None:
+    """Drop this run's database, if one was made (the end of the session)."""
+    global _postgres_database
+    if _postgres_database is not None:
+        name, _postgres_database = _postgres_database, None
+        run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _reset(url: str) -> None:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        # What a previous test left open (a store it failed to close) must not block us.
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        tables = {
+            row[0]
+            for row in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        }
+        version = (
+            await conn.fetchval("SELECT max(version) FROM schema_migrations")
+            if "schema_migrations" in tables
+            else None
+        )
+        triggers = await conn.fetchval(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND NOT t.tgisinternal"
+        )
+        data = sorted(tables - {"schema_migrations"})
+        if version == len(POSTGRES_MIGRATIONS) and not triggers:
+            if data:
+                await conn.execute(f"TRUNCATE {', '.join(data)} RESTART IDENTITY CASCADE")
+        else:  # an older or newer schema, a test's fault trigger: start from nothing
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+def reset_postgres(url: str) -> None:
+    """Empty the database: its tables truncated (numbering restarts at 1), or the whole schema
+    dropped when it is not the current one or a test left a trigger behind."""
+    run_sync(_reset(url))
+
+
+def drop_postgres_schema(url: str) -> None:
+    """Leave the database with no tables at all (migration tests start from nothing)."""
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await conn.close()
+
+    run_sync(drop())

@@ -1,111 +1,32 @@
-"""The SQLite store on a real file: schema, ingest transactions, the outbox and durability.
+"""The SQLite store on a real file: what only SQLite has — the file's schema and durability
+settings, the writer's batches, the reset of running effects at start-up, the query plans.
 
-Faults are real SQLite faults (a trigger that aborts an insert), never patched internals; time
-comes from a fake clock.
+Everything both backends share is in test_store_contract.py (run on SQLite there too). Faults
+are real SQLite faults (a trigger that aborts an insert), never patched internals; time comes
+from a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.clock import FakeClock
-from bridge.engine import Decision, Policy, apply_notification
+from bridge.engine import Decision
 from bridge.identity import identity_key, identity_of
-from bridge.model import AlertSnapshot, Classification, Incident, Notification, Priority
-from bridge.store.base import ClaimedEffect, IssueRecord, StoreUnavailable
+from bridge.model import Incident
+from bridge.store.base import StoreUnavailable
 from bridge.store.sqlite import CLAIM_DUE, CLAIM_LAPSED, SqliteStore
 from bridge.store.sqlite_schema import MIGRATIONS
-
-T0 = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
-LEASE = timedelta(seconds=60)
-REPO = "acme/incidents"
-
-
-def classify(labels: Mapping[str, str], annotations: Mapping[str, str]) -> Classification:
-    """A stand-in for the rules: the ``priority`` label, else P3; ``kind=maintenance``."""
-    priority = Priority(labels.get("priority", "P3"))
-    return Classification(
-        priority, f"test {priority}", maintenance=labels.get("kind") == "maintenance"
-    )
-
-
-POLICY = Policy(
-    classify=classify,
-    respond_by=lambda p, t: t + timedelta(minutes=15),
-    resolve_by=lambda p, t: t + timedelta(hours=4),
-)
-
-
-def alert(
-    fp: str = "a1",
-    status: str = "firing",
-    ends: datetime | None = None,
-    labels: Mapping[str, str] | None = None,
-) -> AlertSnapshot:
-    return AlertSnapshot(
-        fingerprint=fp,
-        status=status,  # type: ignore[arg-type]  # tests pass only "firing" / "resolved"
-        labels={"alertname": "HighCPU", "instance": f"{fp}:9100", **(labels or {})},
-        annotations={"summary": f"HighCPU on {fp}"},
-        starts_at=T0,
-        ends_at=ends,
-        generator_url="",
-    )
-
-
-def note(*alerts: AlertSnapshot, group: str = "g1") -> Notification:
-    firing = any(a.status == "firing" for a in alerts)
-    return Notification(
-        receiver="r",
-        status="firing" if firing else "resolved",
-        alerts=alerts,
-        group_labels={"group": group},
-        common_labels={"alertname": "HighCPU"},
-        common_annotations={},
-        external_url="",
-        group_key=f'{{}}:{{group="{group}"}}',
-        truncated_alerts=0,
-    )
-
-
-def resolved_note(group: str = "g1") -> Notification:
-    return note(alert(status="resolved", ends=T0 + timedelta(minutes=5)), group=group)
-
-
-async def ingest(store: SqliteStore, clock: FakeClock, n: Notification) -> Decision:
-    """What the Ingestor does: identity → key → engine inside the store's transaction."""
-    identity = identity_of(n, "group_key")
-    return await store.ingest(
-        identity_key(identity),
-        identity,
-        lambda current: apply_notification(current, n, clock(), POLICY),
-    )
-
-
-async def opened(
-    store: SqliteStore, clock: FakeClock, group: str = "g1", **labels: str
-) -> Incident:
-    decision = await ingest(store, clock, note(alert(labels=labels), group=group))
-    assert decision.outcome == "opened"
-    assert decision.incident is not None
-    return decision.incident
-
-
-def numbers(incidents: list[Incident | None]) -> list[int]:
-    """The incident numbers, sorted; every incident must have one."""
-    found = [i.number for i in incidents if i is not None]
-    assert None not in found
-    return sorted(n for n in found if n is not None)
+from store_support import LEASE, alert, ingest, note, numbers, opened
+from support import REPO
 
 
 def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -192,89 +113,7 @@ async def test_durability_settings_are_real(store: SqliteStore, db: Path) -> Non
     assert synchronous == 2
 
 
-# -- ingest --------------------------------------------------------------------------------
-
-
-async def test_ingest_persists_incident_events_and_effects(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """One ingest stores the incident (numbered), its timeline and its outbox row."""
-    decision = await ingest(store, clock, note(alert()))
-    incident = decision.incident
-    assert incident is not None
-    assert (incident.number, incident.display_id) == (1, "INC-001")
-    assert incident.id is not None
-    assert incident.key == identity_key(incident.identity)
-    assert await store.load_incident(incident.id) == incident
-    assert await store.load_events(incident.id, 100) == decision.events
-    last = decision.events[-1]
-    assert await store.load_event(incident.id, last.seq) == last
-    assert await store.load_event(incident.id, 999) is None
-    assert outbox(db) == [(incident.id, "github.sync", "pending", 0, 0)]
-
-
-async def test_unchanged_notification_writes_nothing(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """A repeat of the same snapshot adds no event and no effect."""
-    incident = await opened(store, clock)
-    assert incident.id is not None
-    events = await store.load_events(incident.id, 100)
-    decision = await ingest(store, clock, note(alert()))
-    assert decision.outcome == "unchanged"
-    assert await store.load_events(incident.id, 100) == events
-    assert len(outbox(db)) == 1
-
-
-async def test_load_events_returns_the_latest_oldest_first(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """``load_events(limit)`` gives the most recent events, in timeline order."""
-    incident = await opened(store, clock)
-    assert incident.id is not None
-    await ingest(store, clock, resolved_note())
-    every = await store.load_events(incident.id, 100)
-    assert [e.seq for e in every] == list(range(1, len(every) + 1))
-    assert await store.load_events(incident.id, 2) == every[-2:]
-
-
-async def test_ingest_is_one_transaction(store: SqliteStore, db: Path, clock: FakeClock) -> None:
-    """When storing the effects fails, the incident, its events and its number are not kept."""
-    await store.execute_for_test(
-        "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk'); END"
-    )
-    with pytest.raises(StoreUnavailable):
-        await ingest(store, clock, note(alert()))
-    assert query(db, "SELECT COUNT(*) FROM incidents") == [(0,)]
-    assert query(db, "SELECT COUNT(*) FROM events") == [(0,)]
-    assert query(db, "SELECT COUNT(*) FROM counters") == [(0,)]
-
-    await store.execute_for_test("DROP TRIGGER no_outbox")
-    incident = await opened(store, clock)
-    assert incident.number == 1  # the failed attempt left no gap
-
-
-async def test_concurrent_ingests_of_distinct_groups_number_without_gaps(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """50 new groups at once: 50 incidents numbered 1..50, no gap, no duplicate."""
-    decisions = await asyncio.gather(
-        *(ingest(store, clock, note(alert(), group=f"g{i}")) for i in range(50))
-    )
-    assert numbers([d.incident for d in decisions]) == list(range(1, 51))
-    assert len(await store.list_incidents(REPO, limit=1000)) == 50
-
-
-async def test_concurrent_ingests_of_one_group_make_one_incident(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """50 deliveries of the same group at once (HA pairs, retries): one incident, one effect."""
-    decisions = await asyncio.gather(*(ingest(store, clock, note(alert())) for _ in range(50)))
-    outcomes = sorted(d.outcome for d in decisions)
-    assert outcomes == ["opened"] + ["unchanged"] * 49
-    [row] = await store.list_incidents(REPO)
-    assert row.incident.number == 1
-    assert len(outbox(db)) == 1
+# -- the writer: batches -------------------------------------------------------------------
 
 
 class Gate:
@@ -356,199 +195,7 @@ async def test_a_unit_failing_after_its_writes_rolls_them_back_alone(
     assert len(outbox(db)) == 2
 
 
-# -- sync coalescing -----------------------------------------------------------------------
-
-
-async def test_a_second_sync_while_one_is_pending_adds_no_row(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """A pending sync will render the latest state, so another change adds no sync."""
-    await opened(store, clock)
-    decision = await ingest(store, clock, note(alert(), alert("a2")))
-    assert decision.outcome == "updated"
-    assert [row[1:3] for row in outbox(db)] == [("github.sync", "pending")]
-
-
-async def test_a_sync_after_a_pending_comment_is_added(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """Resolution: the comment is queued after the sync, and a new sync after the comment."""
-    await opened(store, clock)
-    await ingest(store, clock, resolved_note())
-    assert [row[1] for row in outbox(db)] == ["github.sync", "github.comment", "github.sync"]
-
-
-async def test_a_sync_while_one_is_running_is_added(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """A running sync may have rendered the old state: a change queues a new sync."""
-    await opened(store, clock)
-    [_] = await store.claim_effects(clock(), 10, LEASE)
-    await ingest(store, clock, note(alert(), alert("a2")))
-    assert [row[1:3] for row in outbox(db)] == [
-        ("github.sync", "running"),
-        ("github.sync", "pending"),
-    ]
-
-
-# -- claiming ------------------------------------------------------------------------------
-
-
-async def test_claim_gives_at_most_one_effect_per_incident(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """Each incident's oldest unfinished effect, and only that one, is claimed."""
-    one = await opened(store, clock, "g1")
-    await ingest(store, clock, resolved_note("g1"))  # g1 now has sync, comment, sync
-    two = await opened(store, clock, "g2")
-    claimed = await store.claim_effects(clock(), 10, LEASE)
-    assert [(e.incident_id, e.kind, e.attempts, e.claim) for e in claimed] == [
-        (one.id, "github.sync", 0, 1),
-        (two.id, "github.sync", 0, 1),
-    ]
-    assert await store.claim_effects(clock(), 10, LEASE) == []
-
-
-async def test_claim_respects_the_limit(store: SqliteStore, clock: FakeClock) -> None:
-    """No more than ``limit`` effects are claimed at once; the rest wait for the next claim."""
-    for i in range(3):
-        await opened(store, clock, f"g{i}")
-    assert len(await store.claim_effects(clock(), 2, LEASE)) == 2
-    assert len(await store.claim_effects(clock(), 2, LEASE)) == 1
-
-
-async def test_a_claimed_effect_blocks_the_incidents_later_effects(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """Effects of one incident run in order: the next is claimable only when one finishes."""
-    await opened(store, clock)
-    [sync] = await store.claim_effects(clock(), 10, LEASE)
-    await ingest(store, clock, resolved_note())
-    assert await store.claim_effects(clock(), 10, LEASE) == []
-    assert await store.finish_effect(sync, clock())
-    [comment] = await store.claim_effects(clock(), 10, LEASE)
-    assert comment.kind == "github.comment"
-    assert comment.payload["event_seq"] > 0
-    assert await store.finish_effect(comment, clock())
-    [last] = await store.claim_effects(clock(), 10, LEASE)
-    assert last.kind == "github.sync"
-
-
-async def test_claim_respects_next_attempt_at(store: SqliteStore, clock: FakeClock) -> None:
-    """An effect is not claimed before it is due."""
-    await opened(store, clock)
-    assert await store.claim_effects(clock() - timedelta(seconds=1), 10, LEASE) == []
-    assert len(await store.claim_effects(clock(), 10, LEASE)) == 1
-
-
-async def test_an_effect_whose_lease_ran_out_is_claimed_again(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """A claim is a lease: when it runs out the effect is claimed again, with a new token."""
-    await opened(store, clock)
-    [first] = await store.claim_effects(clock(), 10, LEASE)
-    later = clock.advance(LEASE + timedelta(seconds=1))
-    [again] = await store.claim_effects(later, 10, LEASE)
-    assert again.id == first.id
-    assert again.claim > first.claim
-    assert again.outcome_unknown
-    assert not await store.finish_effect(first, later)
-
-
-# -- results: finish, retry, fail, fencing -------------------------------------------------
-
-
-async def test_finish_marks_done_once(store: SqliteStore, db: Path, clock: FakeClock) -> None:
-    """Finishing records the attempt; finishing the same claim again changes nothing."""
-    await opened(store, clock)
-    [effect] = await store.claim_effects(clock(), 10, LEASE)
-    assert await store.finish_effect(effect, clock())
-    assert not await store.finish_effect(effect, clock())
-    assert [row[2:4] for row in outbox(db)] == [("done", 1)]
-
-
-async def test_retry_reschedules_and_counts_attempts(
-    store: SqliteStore, db: Path, clock: FakeClock
-) -> None:
-    """A retry puts the effect back, due later, with its attempt counted and the error kept."""
-    await opened(store, clock)
-    [effect] = await store.claim_effects(clock(), 10, LEASE)
-    at = clock() + timedelta(seconds=30)
-    assert await store.retry_effect(effect, at, "502 Bad Gateway", outcome_unknown=True)
-    assert await store.next_due() == at
-    assert await store.claim_effects(clock(), 10, LEASE) == []
-    [again] = await store.claim_effects(at, 10, LEASE)
-    assert (again.id, again.attempts, again.claim, again.outcome_unknown) == (
-        effect.id,
-        1,
-        2,
-        True,
-    )
-    assert query(db, "SELECT last_error FROM outbox") == [("502 Bad Gateway",)]
-    assert await store.retry_effect(again, at, "x" * 5000, outcome_unknown=False)
-    [(error,)] = query(db, "SELECT last_error FROM outbox")
-    assert len(error) == 2000  # capped
-    [third] = await store.claim_effects(at, 10, LEASE)
-    assert (third.attempts, third.outcome_unknown) == (2, False)
-
-
-async def test_fail_records_the_failure_and_unblocks_the_next_effect(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """A permanent failure is in the timeline and the incident's next effect can run."""
-    incident = await opened(store, clock)
-    assert incident.id is not None
-    await ingest(store, clock, resolved_note())
-    seq_before = (await store.load_events(incident.id, 1))[0].seq
-    [sync] = await store.claim_effects(clock(), 10, LEASE)
-    assert await store.fail_effect(sync, clock(), "422 Validation Failed")
-
-    [event] = await store.load_events(incident.id, 1)
-    assert (event.seq, event.kind) == (seq_before + 1, "effect_failed")
-    assert event.text == "github.sync failed permanently: 422 Validation Failed"
-    assert event.data == {"effect": "github.sync", "effect_id": sync.id}
-    loaded = await store.load_incident(incident.id)
-    assert loaded is not None
-    assert loaded.event_seq == event.seq
-    assert (await store.outbox_stats()).failed == 1
-    [comment] = await store.claim_effects(clock(), 10, LEASE)
-    assert comment.kind == "github.comment"
-
-
-async def test_events_after_a_failed_effect_continue_the_numbering(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """The engine numbers new events after the effect_failed one, without a collision."""
-    incident = await opened(store, clock)
-    assert incident.id is not None
-    [sync] = await store.claim_effects(clock(), 10, LEASE)
-    assert await store.fail_effect(sync, clock(), "boom")
-    decision = await ingest(store, clock, resolved_note())
-    assert decision.outcome == "resolved"
-    seqs = [e.seq for e in await store.load_events(incident.id, 100)]
-    assert seqs == list(range(1, len(seqs) + 1))
-
-
-async def test_stale_claims_change_nothing(store: SqliteStore, db: Path, clock: FakeClock) -> None:
-    """Once an effect was claimed again, the old claim can neither finish, retry nor fail it."""
-    incident = await opened(store, clock)
-    assert incident.id is not None
-    [stale] = await store.claim_effects(clock(), 10, LEASE)
-    assert await store.retry_effect(stale, clock(), "timeout", outcome_unknown=True)
-    [current] = await store.claim_effects(clock(), 10, LEASE)
-    assert current.claim == stale.claim + 1
-    before = query(db, "SELECT * FROM outbox")
-    events = await store.load_events(incident.id, 100)
-
-    assert not await store.finish_effect(stale, clock())
-    assert not await store.retry_effect(stale, clock(), "late", outcome_unknown=False)
-    assert not await store.fail_effect(stale, clock(), "late")
-    forged = dataclasses.replace(current, claim=current.claim + 1)
-    assert not await store.finish_effect(forged, clock())
-
-    assert query(db, "SELECT * FROM outbox") == before
-    assert await store.load_events(incident.id, 100) == events
-    assert await store.finish_effect(current, clock())
+# -- restart: a single process -------------------------------------------------------------
 
 
 async def test_running_effects_come_back_pending_after_a_restart(
@@ -572,124 +219,7 @@ async def test_running_effects_come_back_pending_after_a_restart(
         await second.close()
 
 
-# -- reads ---------------------------------------------------------------------------------
-
-
-async def test_outbox_stats_and_next_due(store: SqliteStore, clock: FakeClock) -> None:
-    """Stats count pending, running and failed rows and date the oldest pending one."""
-    empty = await store.outbox_stats()
-    assert (empty.pending, empty.running, empty.failed, empty.oldest_pending) == (0, 0, 0, None)
-    assert await store.next_due() is None
-
-    created = clock()
-    await opened(store, clock, "g1")
-    clock.advance(10)
-    await opened(store, clock, "g2")
-    await opened(store, clock, "g3")
-    stats = await store.outbox_stats()
-    assert (stats.pending, stats.running, stats.failed, stats.oldest_pending) == (3, 0, 0, created)
-    assert await store.next_due() == created
-
-    claimed: list[ClaimedEffect] = await store.claim_effects(clock(), 2, LEASE)
-    assert await store.fail_effect(claimed[1], clock(), "gone")
-    stats = await store.outbox_stats()
-    assert (stats.pending, stats.running, stats.failed) == (1, 1, 1)
-    assert stats.oldest_pending == clock()
-    assert await store.next_due() == clock()
-    assert await store.finish_effect(claimed[0], clock())
-    [last] = await store.claim_effects(clock(), 10, LEASE)
-    assert await store.finish_effect(last, clock())
-    stats = await store.outbox_stats()
-    assert (stats.pending, stats.running, stats.failed) == (0, 0, 1)
-    assert await store.next_due() is None
-
-
-async def test_open_counts_count_open_incidents_by_priority(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """Only open incidents count, by priority; resolved ones and maintenance do not."""
-    await opened(store, clock, "g1", priority="P1")
-    await opened(store, clock, "g2", priority="P1")
-    await opened(store, clock, "g3", priority="P3")
-    await opened(store, clock, "g4", priority="P0")
-    await ingest(store, clock, resolved_note("g4"))
-    maint = await opened(store, clock, "g5", kind="maintenance")
-    assert maint.kind == "maint"
-    assert await store.open_counts() == {"P1": 2, "P3": 1}
-
-
-async def test_list_incidents_filters_by_state_newest_first(
-    store: SqliteStore, clock: FakeClock
-) -> None:
-    """Listing is newest first, filtered by state when asked, with the issue number if any."""
-    one = await opened(store, clock, "g1")
-    two = await opened(store, clock, "g2")
-    three = await opened(store, clock, "g3")
-    await ingest(store, clock, resolved_note("g2"))
-    assert two.id is not None
-    await store.save_issue_record(
-        IssueRecord(
-            two.id, REPO, 7, "https://github.example/acme/incidents/issues/7", "t", "b", "r"
-        )
-    )
-
-    every = await store.list_incidents(REPO)
-    assert [r.incident.number for r in every] == [3, 2, 1]
-    assert [r.issue_number for r in every] == [None, 7, None]
-    open_rows = await store.list_incidents(REPO, state="open")
-    assert [r.incident.id for r in open_rows] == [three.id, one.id]
-    [done] = await store.list_incidents(REPO, state="resolved")
-    assert (done.incident.id, done.incident.state, done.issue_number) == (two.id, "resolved", 7)
-    assert done.issue_url == "https://github.example/acme/incidents/issues/7"
-    [other_repo] = await store.list_incidents("acme/other", state="resolved")
-    assert other_repo.issue_number is None
-    assert len(await store.list_incidents(REPO, limit=2)) == 2
-
-
-async def test_issue_record_round_trip(store: SqliteStore, clock: FakeClock) -> None:
-    """An issue record reads back as written; saving again replaces it; others stay apart."""
-    incident = await opened(store, clock)
-    assert incident.id is not None
-    assert await store.issue_record(incident.id, REPO) is None
-    record = IssueRecord(
-        incident_id=incident.id,
-        repository=REPO,
-        number=12,
-        url="https://github.example/acme/incidents/issues/12",
-        title="[INC-001] HighCPU on a1:9100",
-        body="body ✅ with unicode",
-        region="region",
-        labels={"incident-bridge", "priority-low"},
-        state="open",
-        etag='W/"abc"',
-    )
-    await store.save_issue_record(record)
-    assert await store.issue_record(incident.id, REPO) == record
-
-    changed = dataclasses.replace(record, labels={"incident-bridge"}, state="closed", etag=None)
-    await store.save_issue_record(changed)
-    assert await store.issue_record(incident.id, REPO) == changed
-    assert await store.issue_record(incident.id, "acme/other") is None
-
-
-async def test_a_closed_store_is_unavailable(db: Path, clock: FakeClock) -> None:
-    """After close every call says StoreUnavailable rather than hanging or crashing."""
-    s = await reopened(db, clock)
-    await s.close()
-    with pytest.raises(StoreUnavailable):
-        await ingest(s, clock, note(alert()))
-    with pytest.raises(StoreUnavailable):
-        await s.claim_effects(clock(), 1, LEASE)
-
-
-async def test_reads_on_a_closed_store_are_unavailable(db: Path, clock: FakeClock) -> None:
-    """Reads after close (a late /readyz or /status during shutdown) say StoreUnavailable too."""
-    s = await reopened(db, clock)
-    await s.close()
-    with pytest.raises(StoreUnavailable):
-        await s.ping()
-    with pytest.raises(StoreUnavailable):
-        await s.next_due()
+# -- query plans ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("query", [CLAIM_LAPSED, CLAIM_DUE], ids=["lapsed", "due"])

@@ -1,0 +1,721 @@
+"""The store contract: every test here runs on SQLite (a real file) and on PostgreSQL (this run's
+own database), so both backends behave alike for ingest, the outbox, reads, prune and restore.
+
+Faults are real database faults (a trigger that aborts an insert), never patched internals; time
+comes from a fake clock. Backend-specific behaviour lives in test_store_sqlite.py and
+test_store_postgres.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bridge.clock import FakeClock
+from bridge.identity import identity_key
+from bridge.store.base import ClaimedEffect, IssueRecord, PruneResult, StoreUnavailable
+from bridge.store.postgres import PostgresStore
+from bridge.store.sqlite import SqliteStore
+from store_support import (
+    LEASE,
+    alert,
+    ingest,
+    key_of,
+    note,
+    numbers,
+    opened,
+    rebuilt,
+    resolved_note,
+)
+from support import REPO
+
+AnyStore = SqliteStore | PostgresStore
+
+# A trigger that makes every outbox insert fail, and the statements that remove it.
+_FAULTS = {
+    "sqlite": (
+        "CREATE TRIGGER no_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk'); END",
+        "DROP TRIGGER no_outbox",
+    ),
+    "postgres": (
+        "CREATE FUNCTION no_outbox() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'disk'; END $$;"
+        " CREATE TRIGGER no_outbox BEFORE INSERT ON outbox"
+        " FOR EACH ROW EXECUTE FUNCTION no_outbox()",
+        "DROP TRIGGER no_outbox ON outbox; DROP FUNCTION no_outbox()",
+    ),
+}
+
+
+@dataclasses.dataclass
+class Backend:
+    """One backend under test: how to make a store on its database and read it directly."""
+
+    name: str
+    clock: FakeClock
+    path: Path | None = None  # SQLite
+    url: str | None = None  # PostgreSQL
+
+    def new_store(self) -> AnyStore:
+        if self.path is not None:
+            return SqliteStore(self.path, clock=self.clock)
+        assert self.url is not None
+        return PostgresStore(self.url, clock=self.clock)
+
+    async def reopened(self) -> AnyStore:
+        store = self.new_store()
+        await store.open()
+        return store
+
+    async def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read through a connection of our own, as an operator with sqlite3 or psql would."""
+        if self.path is not None:
+            with closing(sqlite3.connect(self.path)) as conn:
+                return [tuple(row) for row in conn.execute(sql).fetchall()]
+        pg = await asyncpg.connect(self.url)
+        try:
+            return [tuple(row) for row in await pg.fetch(sql)]
+        finally:
+            await pg.close()
+
+    async def outbox(self) -> list[tuple[Any, ...]]:
+        """(incident_id, kind, state, attempts, outcome_unknown) per row, oldest first."""
+        return await self.query(
+            "SELECT incident_id, kind, state, attempts, outcome_unknown FROM outbox ORDER BY id"
+        )
+
+    @property
+    def faults(self) -> tuple[str, str]:
+        return _FAULTS[self.name]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", clock, path=tmp_path / "state" / "bridge.db")
+    url: str = request.getfixturevalue("postgres_db")
+    return Backend("postgres", clock, url=url)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[AnyStore]:
+    s = await backend.reopened()
+    yield s
+    await s.close()
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+async def test_reopening_keeps_data_and_numbering(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Opening an up-to-date database migrates nothing; its data and the numbering carry on."""
+    first = await opened(store, clock, "g1")
+    await store.close()
+
+    again = await backend.reopened()
+    try:
+        assert first.id is not None
+        assert await again.load_incident(first.id) == first
+        second = await opened(again, clock, "g2")
+        assert second.number == 2
+    finally:
+        await again.close()
+
+
+async def test_a_closed_store_is_unavailable(store: AnyStore, clock: FakeClock) -> None:
+    """After close every call says StoreUnavailable rather than hanging or crashing."""
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await ingest(store, clock, note(alert()))
+    with pytest.raises(StoreUnavailable):
+        await store.claim_effects(clock(), 1, LEASE)
+
+
+async def test_reads_on_a_closed_store_are_unavailable(store: AnyStore) -> None:
+    """Reads after close (a late /readyz or /status during shutdown) say StoreUnavailable too."""
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.next_due()
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+
+async def test_ingest_persists_incident_events_and_effects(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """One ingest stores the incident (numbered), its timeline and its outbox row."""
+    decision = await ingest(store, clock, note(alert()))
+    incident = decision.incident
+    assert incident is not None
+    assert (incident.number, incident.display_id) == (1, "INC-001")
+    assert incident.id is not None
+    assert incident.key == identity_key(incident.identity)
+    assert await store.load_incident(incident.id) == incident
+    assert await store.load_events(incident.id, 100) == decision.events
+    last = decision.events[-1]
+    assert await store.load_event(incident.id, last.seq) == last
+    assert await store.load_event(incident.id, 999) is None
+    assert await store.load_incident(incident.id + 1000) is None
+    assert await backend.outbox() == [(incident.id, "github.sync", "pending", 0, 0)]
+
+
+async def test_unchanged_notification_writes_nothing(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """A repeat of the same snapshot adds no event and no effect."""
+    incident = await opened(store, clock)
+    assert incident.id is not None
+    events = await store.load_events(incident.id, 100)
+    decision = await ingest(store, clock, note(alert()))
+    assert decision.outcome == "unchanged"
+    assert await store.load_events(incident.id, 100) == events
+    assert len(await backend.outbox()) == 1
+
+
+async def test_load_events_returns_the_latest_oldest_first(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """``load_events(limit)`` gives the most recent events, in timeline order."""
+    incident = await opened(store, clock)
+    assert incident.id is not None
+    await ingest(store, clock, resolved_note())
+    every = await store.load_events(incident.id, 100)
+    assert [e.seq for e in every] == list(range(1, len(every) + 1))
+    assert await store.load_events(incident.id, 2) == every[-2:]
+
+
+async def test_ingest_is_one_transaction(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """When storing the effects fails, the incident, its events and its number are not kept."""
+    fail, repair = backend.faults
+    await store.execute_for_test(fail)
+    with pytest.raises(StoreUnavailable):
+        await ingest(store, clock, note(alert()))
+    assert await backend.query("SELECT COUNT(*) FROM incidents") == [(0,)]
+    assert await backend.query("SELECT COUNT(*) FROM events") == [(0,)]
+    assert await backend.query("SELECT COUNT(*) FROM counters") == [(0,)]
+
+    await store.execute_for_test(repair)
+    incident = await opened(store, clock)
+    assert incident.number == 1  # the failed attempt left no gap
+
+
+async def test_a_failing_decide_propagates_and_stores_nothing(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """An exception from the engine reaches the caller as it is; nothing is written."""
+
+    class Boom(Exception):
+        pass
+
+    def decide(current: object) -> Any:
+        raise Boom("engine bug")
+
+    with pytest.raises(Boom):
+        await store.ingest("k", "identity", decide)
+    assert await store.incident_count() == 0
+    assert (await opened(store, clock)).number == 1
+
+
+async def test_concurrent_ingests_of_distinct_groups_number_without_gaps(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """50 new groups at once: 50 incidents numbered 1..50, no gap, no duplicate."""
+    decisions = await asyncio.gather(
+        *(ingest(store, clock, note(alert(), group=f"g{i}")) for i in range(50))
+    )
+    assert numbers([d.incident for d in decisions]) == list(range(1, 51))
+    assert len(await store.list_incidents(REPO, limit=1000)) == 50
+    assert await store.incident_count() == 50
+
+
+async def test_concurrent_ingests_of_one_group_make_one_incident(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """50 deliveries of the same group at once (HA pairs, retries): one incident, one effect."""
+    decisions = await asyncio.gather(*(ingest(store, clock, note(alert())) for _ in range(50)))
+    outcomes = sorted(d.outcome for d in decisions)
+    assert outcomes == ["opened"] + ["unchanged"] * 49
+    [row] = await store.list_incidents(REPO)
+    assert row.incident.number == 1
+    assert len(await backend.outbox()) == 1
+
+
+async def test_maintenance_requests_are_numbered_apart(store: AnyStore, clock: FakeClock) -> None:
+    """Incidents and maintenance requests each count from 1."""
+    one = await opened(store, clock, "g1")
+    maint = await opened(store, clock, "g2", kind="maintenance")
+    two = await opened(store, clock, "g3")
+    assert [i.display_id for i in (one, maint, two)] == ["INC-001", "MAINT-001", "INC-002"]
+
+
+# -- sync coalescing -----------------------------------------------------------------------
+
+
+async def test_a_second_sync_while_one_is_pending_adds_no_row(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """A pending sync will render the latest state, so another change adds no sync."""
+    await opened(store, clock)
+    decision = await ingest(store, clock, note(alert(), alert("a2")))
+    assert decision.outcome == "updated"
+    assert [row[1:3] for row in await backend.outbox()] == [("github.sync", "pending")]
+
+
+async def test_a_sync_after_a_pending_comment_is_added(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Resolution: the comment is queued after the sync, and a new sync after the comment."""
+    await opened(store, clock)
+    await ingest(store, clock, resolved_note())
+    assert [row[1] for row in await backend.outbox()] == [
+        "github.sync",
+        "github.comment",
+        "github.sync",
+    ]
+
+
+async def test_a_sync_while_one_is_running_is_added(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """A running sync may have rendered the old state: a change queues a new sync."""
+    await opened(store, clock)
+    [_] = await store.claim_effects(clock(), 10, LEASE)
+    await ingest(store, clock, note(alert(), alert("a2")))
+    assert [row[1:3] for row in await backend.outbox()] == [
+        ("github.sync", "running"),
+        ("github.sync", "pending"),
+    ]
+
+
+# -- claiming ------------------------------------------------------------------------------
+
+
+async def test_claim_gives_at_most_one_effect_per_incident(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Each incident's oldest unfinished effect, and only that one, is claimed."""
+    one = await opened(store, clock, "g1")
+    await ingest(store, clock, resolved_note("g1"))  # g1 now has sync, comment, sync
+    two = await opened(store, clock, "g2")
+    claimed = await store.claim_effects(clock(), 10, LEASE)
+    assert [(e.incident_id, e.kind, e.attempts, e.claim) for e in claimed] == [
+        (one.id, "github.sync", 0, 1),
+        (two.id, "github.sync", 0, 1),
+    ]
+    assert [e.incident_label for e in claimed] == ["INC-001", "INC-002"]
+    assert [e.created_at for e in claimed] == [clock(), clock()]
+    assert await store.claim_effects(clock(), 10, LEASE) == []
+
+
+async def test_claim_respects_the_limit(store: AnyStore, clock: FakeClock) -> None:
+    """No more than ``limit`` effects are claimed at once; the rest wait for the next claim."""
+    for i in range(3):
+        await opened(store, clock, f"g{i}")
+    assert len(await store.claim_effects(clock(), 2, LEASE)) == 2
+    assert len(await store.claim_effects(clock(), 2, LEASE)) == 1
+
+
+async def test_a_claimed_effect_blocks_the_incidents_later_effects(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Effects of one incident run in order: the next is claimable only when one finishes."""
+    await opened(store, clock)
+    [sync] = await store.claim_effects(clock(), 10, LEASE)
+    await ingest(store, clock, resolved_note())
+    assert await store.claim_effects(clock(), 10, LEASE) == []
+    assert await store.finish_effect(sync, clock())
+    [comment] = await store.claim_effects(clock(), 10, LEASE)
+    assert comment.kind == "github.comment"
+    assert comment.payload["event_seq"] > 0
+    assert await store.finish_effect(comment, clock())
+    [last] = await store.claim_effects(clock(), 10, LEASE)
+    assert last.kind == "github.sync"
+
+
+async def test_claim_respects_next_attempt_at(store: AnyStore, clock: FakeClock) -> None:
+    """An effect is not claimed before it is due."""
+    await opened(store, clock)
+    assert await store.claim_effects(clock() - timedelta(seconds=1), 10, LEASE) == []
+    assert len(await store.claim_effects(clock(), 10, LEASE)) == 1
+
+
+async def test_an_effect_whose_lease_ran_out_is_claimed_again(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """A claim is a lease: when it runs out the effect is claimed again, with a new token."""
+    await opened(store, clock)
+    [first] = await store.claim_effects(clock(), 10, LEASE)
+    assert not first.outcome_unknown
+    assert await store.claim_effects(clock() + LEASE - timedelta(seconds=1), 10, LEASE) == []
+    later = clock.advance(LEASE + timedelta(seconds=1))
+    [again] = await store.claim_effects(later, 10, LEASE)
+    assert again.id == first.id
+    assert again.claim > first.claim
+    assert again.outcome_unknown
+    assert not await store.finish_effect(first, later)
+    assert await store.finish_effect(again, later)
+
+
+# -- results: finish, retry, fail, fencing -------------------------------------------------
+
+
+async def test_finish_marks_done_once(store: AnyStore, backend: Backend, clock: FakeClock) -> None:
+    """Finishing records the attempt; finishing the same claim again changes nothing."""
+    await opened(store, clock)
+    [effect] = await store.claim_effects(clock(), 10, LEASE)
+    assert await store.finish_effect(effect, clock())
+    assert not await store.finish_effect(effect, clock())
+    assert [row[2:4] for row in await backend.outbox()] == [("done", 1)]
+
+
+async def test_retry_reschedules_and_counts_attempts(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """A retry puts the effect back, due later, with its attempt counted and the error kept."""
+    await opened(store, clock)
+    [effect] = await store.claim_effects(clock(), 10, LEASE)
+    at = clock() + timedelta(seconds=30)
+    assert await store.retry_effect(effect, at, "502 Bad Gateway", outcome_unknown=True)
+    assert await store.next_due() == at
+    assert await store.claim_effects(clock(), 10, LEASE) == []
+    [again] = await store.claim_effects(at, 10, LEASE)
+    assert (again.id, again.attempts, again.claim, again.outcome_unknown) == (
+        effect.id,
+        1,
+        2,
+        True,
+    )
+    assert await backend.query("SELECT last_error FROM outbox") == [("502 Bad Gateway",)]
+    assert await store.retry_effect(again, at, "x" * 5000, outcome_unknown=False)
+    [(error,)] = await backend.query("SELECT last_error FROM outbox")
+    assert len(error) == 2000  # capped
+    [third] = await store.claim_effects(at, 10, LEASE)
+    assert (third.attempts, third.outcome_unknown) == (2, False)
+
+
+async def test_fail_records_the_failure_and_unblocks_the_next_effect(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """A permanent failure is in the timeline and the incident's next effect can run."""
+    incident = await opened(store, clock)
+    assert incident.id is not None
+    await ingest(store, clock, resolved_note())
+    seq_before = (await store.load_events(incident.id, 1))[0].seq
+    [sync] = await store.claim_effects(clock(), 10, LEASE)
+    assert await store.fail_effect(sync, clock(), "422 Validation Failed")
+
+    [event] = await store.load_events(incident.id, 1)
+    assert (event.seq, event.kind) == (seq_before + 1, "effect_failed")
+    assert event.text == "github.sync failed permanently: 422 Validation Failed"
+    assert event.data == {"effect": "github.sync", "effect_id": sync.id}
+    loaded = await store.load_incident(incident.id)
+    assert loaded is not None
+    assert loaded.event_seq == event.seq
+    assert (await store.outbox_stats()).failed == 1
+    [comment] = await store.claim_effects(clock(), 10, LEASE)
+    assert comment.kind == "github.comment"
+
+
+async def test_events_after_a_failed_effect_continue_the_numbering(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """The engine numbers new events after the effect_failed one, without a collision."""
+    incident = await opened(store, clock)
+    assert incident.id is not None
+    [sync] = await store.claim_effects(clock(), 10, LEASE)
+    assert await store.fail_effect(sync, clock(), "boom")
+    decision = await ingest(store, clock, resolved_note())
+    assert decision.outcome == "resolved"
+    seqs = [e.seq for e in await store.load_events(incident.id, 100)]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_stale_claims_change_nothing(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Once an effect was claimed again, the old claim can neither finish, retry nor fail it."""
+    incident = await opened(store, clock)
+    assert incident.id is not None
+    [stale] = await store.claim_effects(clock(), 10, LEASE)
+    assert await store.retry_effect(stale, clock(), "timeout", outcome_unknown=True)
+    [current] = await store.claim_effects(clock(), 10, LEASE)
+    assert current.claim == stale.claim + 1
+    before = await backend.query("SELECT * FROM outbox")
+    events = await store.load_events(incident.id, 100)
+
+    assert not await store.finish_effect(stale, clock())
+    assert not await store.retry_effect(stale, clock(), "late", outcome_unknown=False)
+    assert not await store.fail_effect(stale, clock(), "late")
+    forged = dataclasses.replace(current, claim=current.claim + 1)
+    assert not await store.finish_effect(forged, clock())
+
+    assert await backend.query("SELECT * FROM outbox") == before
+    assert await store.load_events(incident.id, 100) == events
+    assert await store.finish_effect(current, clock())
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+async def test_outbox_stats_and_next_due(store: AnyStore, clock: FakeClock) -> None:
+    """Stats count pending, running and failed rows and date the oldest pending one."""
+    empty = await store.outbox_stats()
+    assert (empty.pending, empty.running, empty.failed, empty.oldest_pending) == (0, 0, 0, None)
+    assert await store.next_due() is None
+
+    created = clock()
+    await opened(store, clock, "g1")
+    clock.advance(10)
+    await opened(store, clock, "g2")
+    await opened(store, clock, "g3")
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.running, stats.failed, stats.oldest_pending) == (3, 0, 0, created)
+    assert await store.next_due() == created
+
+    claimed: list[ClaimedEffect] = await store.claim_effects(clock(), 2, LEASE)
+    assert await store.fail_effect(claimed[1], clock(), "gone")
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.running, stats.failed) == (1, 1, 1)
+    assert stats.oldest_pending == clock()
+    assert await store.next_due() == clock()
+    assert await store.finish_effect(claimed[0], clock())
+    [last] = await store.claim_effects(clock(), 10, LEASE)
+    assert await store.finish_effect(last, clock())
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.running, stats.failed) == (0, 0, 1)
+    assert await store.next_due() is None
+
+
+async def test_open_counts_count_open_incidents_by_priority(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Only open incidents count, by priority; resolved ones and maintenance do not."""
+    await opened(store, clock, "g1", priority="P1")
+    await opened(store, clock, "g2", priority="P1")
+    await opened(store, clock, "g3", priority="P3")
+    await opened(store, clock, "g4", priority="P0")
+    await ingest(store, clock, resolved_note("g4"))
+    maint = await opened(store, clock, "g5", kind="maintenance")
+    assert maint.kind == "maint"
+    assert await store.open_counts() == {"P1": 2, "P3": 1}
+    assert await store.incident_count() == 5
+
+
+async def test_list_incidents_filters_by_state_newest_first(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Listing is newest first, filtered by state when asked, with the issue number if any."""
+    one = await opened(store, clock, "g1")
+    two = await opened(store, clock, "g2")
+    three = await opened(store, clock, "g3")
+    await ingest(store, clock, resolved_note("g2"))
+    assert two.id is not None
+    await store.save_issue_record(
+        IssueRecord(
+            two.id, REPO, 7, "https://github.example/acme/incidents/issues/7", "t", "b", "r"
+        )
+    )
+
+    every = await store.list_incidents(REPO)
+    assert [r.incident.number for r in every] == [3, 2, 1]
+    assert [r.issue_number for r in every] == [None, 7, None]
+    open_rows = await store.list_incidents(REPO, state="open")
+    assert [r.incident.id for r in open_rows] == [three.id, one.id]
+    [done] = await store.list_incidents(REPO, state="resolved")
+    assert (done.incident.id, done.incident.state, done.issue_number) == (two.id, "resolved", 7)
+    assert done.issue_url == "https://github.example/acme/incidents/issues/7"
+    [other_repo] = await store.list_incidents("acme/other", state="resolved")
+    assert other_repo.issue_number is None
+    assert len(await store.list_incidents(REPO, limit=2)) == 2
+
+
+async def test_issue_record_round_trip(store: AnyStore, clock: FakeClock) -> None:
+    """An issue record reads back as written; saving again replaces it; others stay apart."""
+    incident = await opened(store, clock)
+    assert incident.id is not None
+    assert await store.issue_record(incident.id, REPO) is None
+    record = IssueRecord(
+        incident_id=incident.id,
+        repository=REPO,
+        number=12,
+        url="https://github.example/acme/incidents/issues/12",
+        title="[INC-001] HighCPU on a1:9100",
+        body="body ✅ with unicode",
+        region="region",
+        labels={"incident-bridge", "priority-low"},
+        state="open",
+        etag='W/"abc"',
+    )
+    await store.save_issue_record(record)
+    assert await store.issue_record(incident.id, REPO) == record
+
+    changed = dataclasses.replace(record, labels={"incident-bridge"}, state="closed", etag=None)
+    await store.save_issue_record(changed)
+    assert await store.issue_record(incident.id, REPO) == changed
+    assert await store.issue_record(incident.id, "acme/other") is None
+
+
+async def test_unusual_text_round_trips(store: AnyStore, clock: FakeClock) -> None:
+    """Labels with quotes, backslashes, NUL and non-ASCII come back exactly, in their order."""
+    labels = {"zeta": 'say "hi"\\n', "alpha": "naïve \x00 ✅", "instance": "x:1"}
+    decision = await ingest(store, clock, note(alert(labels=labels)))
+    incident = decision.incident
+    assert incident is not None
+    assert incident.id is not None
+    loaded = await store.load_incident(incident.id)
+    assert loaded == incident
+    assert list(loaded.alerts["a1"].labels) == list(incident.alerts["a1"].labels)
+
+
+# -- retention: prune ----------------------------------------------------------------------
+
+
+async def run_all(store: AnyStore, clock: FakeClock, *, fail_kind: str = "") -> None:
+    """Claim and finish every due effect (failing those of ``fail_kind``)."""
+    while claimed := await store.claim_effects(clock(), 10, LEASE):
+        for effect in claimed:
+            if effect.kind == fail_kind:
+                assert await store.fail_effect(effect, clock(), "gone")
+            else:
+                assert await store.finish_effect(effect, clock())
+
+
+async def test_prune_deletes_old_history_of_resolved_incidents_only(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Prune removes the old events of long-resolved incidents and old finished effects; open
+    incidents' events, recent events and unfinished effects stay, whatever their age."""
+    old = await opened(store, clock, "old")
+    await ingest(store, clock, resolved_note("old"))
+    await run_all(store, clock, fail_kind="github.comment")  # done, failed, done
+    still_open = await opened(store, clock, "open")  # opened as long ago, never resolved
+    [stuck] = await store.claim_effects(clock(), 10, LEASE)
+    assert await store.retry_effect(stuck, clock(), "503", outcome_unknown=False)
+    assert old.id is not None
+    assert still_open.id is not None
+    old_events = await store.load_events(old.id, 100)
+    open_events = await store.load_events(still_open.id, 100)
+
+    clock.advance(timedelta(days=100))
+    recent = await opened(store, clock, "recent")
+    recently = note(alert(status="resolved", ends=clock()), group="recent")
+    assert (await ingest(store, clock, recently)).outcome == "resolved"
+    assert recent.id is not None
+    recent_events = await store.load_events(recent.id, 100)
+    before = clock() - timedelta(days=90)
+
+    assert await store.prune(before) == PruneResult(events=len(old_events), effects=3)
+    assert await store.load_events(old.id, 100) == []
+    assert await store.load_events(still_open.id, 100) == open_events
+    assert await store.load_events(recent.id, 100) == recent_events
+    assert await store.load_incident(old.id) is not None  # the incident itself stays
+    assert await store.incident_count() == 3
+    assert [(row[0], row[2]) for row in await backend.outbox()] == [
+        (still_open.id, "pending"),
+        (recent.id, "pending"),
+        (recent.id, "pending"),
+        (recent.id, "pending"),
+    ]
+    assert (await store.outbox_stats()).failed == 0
+    assert await store.prune(before) == PruneResult(events=0, effects=0)
+
+
+async def test_prune_works_in_batches(store: AnyStore, clock: FakeClock) -> None:
+    """With a batch smaller than the work, prune loops until everything due is gone."""
+    ids = []
+    for i in range(4):
+        incident = await opened(store, clock, f"g{i}")
+        assert incident.id is not None
+        ids.append(incident.id)
+        await ingest(store, clock, resolved_note(f"g{i}"))
+    await run_all(store, clock)
+    total = sum([len(await store.load_events(i, 100)) for i in ids])
+    clock.advance(timedelta(days=100))
+    result = await store.prune(clock(), batch=3)
+    assert result == PruneResult(events=total, effects=12)
+    assert await store.prune(clock(), batch=3) == PruneResult(events=0, effects=0)
+
+
+# -- rebuild: restore ----------------------------------------------------------------------
+
+
+async def test_restore_keeps_the_number_and_numbering_continues_after_it(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """A rebuilt incident is stored under its own number with its issue record, and new
+    incidents are numbered after the highest restored one."""
+    incident = rebuilt(clock, "g7", 7)
+    record = IssueRecord(
+        0, REPO, 41, "https://github.example/acme/incidents/issues/41", "t", "b", "r"
+    )
+    assert await store.restore(incident, record)
+    assert incident.id is not None
+    assert record.incident_id == incident.id
+    assert await store.load_incident(incident.id) == incident
+    assert await store.issue_record(incident.id, REPO) == record
+    [row] = await store.list_incidents(REPO)
+    assert (row.incident.display_id, row.issue_number) == ("INC-007", 41)
+
+    assert (await opened(store, clock, "new")).number == 8
+    assert await store.restore(rebuilt(clock, "g3", 3), None)  # below the counter: kept as is
+    assert (await opened(store, clock, "newer")).number == 9
+    assert await store.incident_count() == 4
+
+
+async def test_restore_of_a_number_already_stored_changes_nothing(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """An incident of the same kind and number exists: restore says False and writes nothing,
+    neither the incident, nor its record, nor the counter."""
+    existing = await opened(store, clock, "g1")
+    duplicate = rebuilt(clock, "other", 1)
+    record = IssueRecord(0, REPO, 5, "u", "t", "b", "r")
+    assert not await store.restore(duplicate, record)
+    assert duplicate.id is None
+    assert record.incident_id == 0
+    assert await store.incident_count() == 1
+    [row] = await store.list_incidents(REPO)
+    assert (row.incident.id, row.issue_number) == (existing.id, None)
+    assert (await opened(store, clock, "g2")).number == 2
+
+
+async def test_restore_numbers_each_kind_apart(store: AnyStore, clock: FakeClock) -> None:
+    """MAINT-005 restored raises only the maintenance counter."""
+    maint = rebuilt(clock, "m", 5, kind="maintenance")
+    assert maint.kind == "maint"
+    assert await store.restore(maint, None)
+    assert (await opened(store, clock, "g1")).display_id == "INC-001"
+    assert (await opened(store, clock, "m2", kind="maintenance")).display_id == "MAINT-006"
+
+
+async def test_a_restored_incident_is_what_its_group_meets_next(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """After a rebuild, the next notification of the group updates the restored incident
+    instead of opening another."""
+    incident = rebuilt(clock, "g1", 12)
+    assert await store.restore(incident, None)
+    assert await backend.outbox() == []  # restore queues no effect: the issue exists
+    repeat = await ingest(store, clock, note(alert(), group="g1"))
+    assert repeat.outcome == "unchanged"
+    resolved = await ingest(store, clock, resolved_note("g1"))
+    assert resolved.outcome == "resolved"
+    assert resolved.incident is not None
+    assert (resolved.incident.id, resolved.incident.number) == (incident.id, 12)
+    assert key_of(resolved_note("g1")) == incident.key
