@@ -16,15 +16,18 @@ from bridge.model import Priority
 from bridge.promrules import (
     CAPACITY_TEST_FILE,
     HEADER,
+    KUBERNETES_RULE_FILE,
     RULES_FILE,
     TEST_FILE,
     generate,
     go_float,
+    prometheus_rule,
     rule_groups,
 )
 from bridge.rules import Rules, bundled_directory
 
 COMMITTED = bundled_directory() / "prometheus"
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +149,26 @@ def test_priority_labels_agree_with_the_classifier(rules: Rules, files: dict[str
     assert checked == 2 * len(rules.thresholds) + 3 + 7  # rows, critical list, meta
 
 
-def test_committed_files_are_fresh(files: dict[str, str]) -> None:
-    """rules/prometheus holds exactly what generation gives (else: run rules generate)."""
+def test_committed_files_are_fresh(rules: Rules, files: dict[str, str]) -> None:
+    """rules/prometheus and the kustomize base's PrometheusRule hold exactly what generation
+    gives (else: run rules generate)."""
     for name, text in files.items():
         assert (COMMITTED / name).read_text(encoding="utf-8") == text, name
+    manifest = CHECKOUT / KUBERNETES_RULE_FILE
+    assert manifest.read_text(encoding="utf-8") == prometheus_rule(rules)
+
+
+def test_prometheus_rule_wraps_the_same_groups(rules: Rules, files: dict[str, str]) -> None:
+    """The PrometheusRule is a monitoring.coreos.com/v1 manifest whose spec is the rule file."""
+    text = prometheus_rule(rules)
+    assert text.startswith(HEADER)
+    assert "# Skipped: critical.yaml SecurityIncident" in text
+    manifest = yaml.safe_load(text)
+    assert manifest["apiVersion"] == "monitoring.coreos.com/v1"
+    assert manifest["kind"] == "PrometheusRule"
+    assert manifest["metadata"]["name"] == "incident-bridge"
+    assert manifest["spec"] == yaml.safe_load(files[RULES_FILE]) == rule_groups(rules)
+    assert prometheus_rule(rules) == text
 
 
 def _run_cli(*argv: str) -> int:
@@ -167,6 +186,35 @@ def test_cli_generate_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (tmp_path / RULES_FILE).write_text("groups: []\n", encoding="utf-8")
     assert _run_cli("rules", "generate", "--check", str(tmp_path)) == 1
     assert "differs" in capsys.readouterr().err
+
+
+def test_cli_generate_and_check_the_prometheus_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--prometheus-rule FILE`` writes the manifest too; ``--check`` fails when it is stale."""
+    manifest = tmp_path / "k8s" / "prometheusrule.yaml"
+    args = ("rules", "generate", "--prometheus-rule", str(manifest), str(tmp_path / "rules"))
+    assert _run_cli(*args) == 0
+    assert manifest.read_text(encoding="utf-8") == prometheus_rule(Rules.bundled())
+    assert _run_cli(*args[:2], "--check", *args[2:]) == 0
+    manifest.write_text(manifest.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    capsys.readouterr()
+    assert _run_cli(*args[:2], "--check", *args[2:]) == 1
+    assert f"{manifest}: differs" in capsys.readouterr().err
+
+
+def test_cli_check_covers_the_checkout_prometheus_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without DIR, in a source checkout, ``rules generate --check`` (as CI runs it) checks
+    rules/prometheus and the kustomize base's PrometheusRule; with DIR, only DIR."""
+    monkeypatch.delenv("INCIDENT_BRIDGE_CONFIG", raising=False)
+    assert _run_cli("rules", "generate", "--check") == 0
+    out = capsys.readouterr().out
+    assert f"{COMMITTED}: up to date" in out
+    assert f"{CHECKOUT / KUBERNETES_RULE_FILE}: up to date" in out
+    assert _run_cli("rules", "generate", str(tmp_path)) == 0
+    assert "prometheusrule" not in capsys.readouterr().out
 
 
 def test_rows_without_expr_are_skipped(tmp_path: Path) -> None:
