@@ -15,6 +15,12 @@ shaped after what PyGithub 2.x actually sends and parses (see ``github/Requester
 * Strong ``ETag`` on every ``GET`` 200; ``If-None-Match`` → 304 with an empty body, which
   does not count against the rate limit.
 * ``x-ratelimit-*`` headers on every response.
+* Optionally a GitHub App (``app_id``, ``app_public_key_pem``, ``installation_id``):
+  ``POST /app/installations/{id}/access_tokens`` checks the App's RS256 JWT (PyJWT, against the
+  fake's clock) and mints a ``ghs_…`` installation token that the REST API accepts until it
+  expires (``token_lifetime``, an hour by default); an expired one gets 401 ``Bad credentials``.
+* Optionally the whole API under a path prefix, as GitHub Enterprise Server serves it
+  (``prefix="/api/v3"``): :attr:`FakeGitHub.base_url` then ends with the prefix.
 
 Besides HTTP, tests get a request log, direct state access, "human" actions that change state
 the way a person using the web UI would, and fault injection (:meth:`FakeGitHub.inject`,
@@ -33,19 +39,25 @@ import json
 import logging
 import math
 import re
+import secrets
+import string
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode
 
+import jwt
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 __all__ = [
+    "AppKey",
     "FakeComment",
     "FakeGitHub",
     "FakeIssue",
@@ -55,6 +67,7 @@ __all__ = [
     "Fault",
     "RecordedRequest",
     "iter_link_header",
+    "make_app_key",
 ]
 
 _log = logging.getLogger(__name__)
@@ -71,6 +84,9 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 STATE_REASONS = frozenset({"completed", "not_planned", "reopened", "duplicate"})
 
 _COLOR_RE = re.compile(r"^[0-9a-fA-F]{6}$")
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
+MAX_JWT_LIFETIME = 600  # GitHub refuses an App JWT whose exp is more than 10 minutes out
+JWT_CLOCK_LEEWAY = 60  # GitHub tolerates this much clock drift on iat
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,6 +351,29 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class AppKey:
+    """A GitHub App's RSA key pair, PEM: the private half for the bridge, the public one for
+    the fake."""
+
+    private_pem: str
+    public_pem: str
+
+
+def make_app_key() -> AppKey:
+    """A fresh 2048-bit RSA key pair, the private half in the PKCS#1 PEM GitHub hands out."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return AppKey(private_pem=private.decode(), public_pem=public.decode())
+
+
 # --------------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------------
@@ -350,6 +389,17 @@ class FakeGitHub:
 
     ``clock`` returns an aware ``datetime`` and is used for all timestamps (truncated to
     whole seconds, as GitHub reports them); pass a controllable one to test time logic.
+
+    ``prefix`` serves the API under a path, as GitHub Enterprise Server does (``"/api/v3"``);
+    :attr:`base_url` includes it and so do the URLs in answers. The request log keeps the full
+    path, prefix included.
+
+    With ``app_id``, ``app_public_key_pem`` and ``installation_id`` the fake is also a GitHub App
+    installed on the repositories: an App JWT (RS256, ``iss`` the App id, ``exp`` at most
+    10 minutes after ``iat`` and in the future, all by ``clock``) buys an installation token at
+    ``POST /app/installations/{id}/access_tokens``, valid for ``token_lifetime`` (seconds or a
+    timedelta). The REST API accepts live installation tokens as well as ``token`` (pass
+    ``token=""`` to accept installation tokens only).
     """
 
     def __init__(
@@ -361,9 +411,33 @@ class FakeGitHub:
         html_base: str = "https://github.example",
         clock: Callable[[], datetime] | None = None,
         rate_limit: int = 5000,
+        prefix: str = "",
+        app_id: int | None = None,
+        app_public_key_pem: str | bytes | None = None,
+        installation_id: int | None = None,
+        token_lifetime: timedelta | float = 3600.0,
     ) -> None:
+        app_settings = (app_id, app_public_key_pem, installation_id)
+        if any(value is not None for value in app_settings) and None in app_settings:
+            raise ValueError("app_id, app_public_key_pem and installation_id go together")
         self.token = token
         """Accepted token; may be changed at any time (e.g. to simulate rotation)."""
+        self.prefix = f"/{prefix.strip('/')}" if prefix.strip("/") else ""
+        """Path the API is served under (``""`` or e.g. ``"/api/v3"``)."""
+        self.app_id = app_id
+        self.app_public_key_pem = app_public_key_pem
+        """The App's public key; may be changed at any time (e.g. to simulate a key rotation)."""
+        self.installation_id = installation_id
+        self.token_lifetime = (
+            token_lifetime
+            if isinstance(token_lifetime, timedelta)
+            else timedelta(seconds=token_lifetime)
+        )
+        """How long a newly minted installation token is valid."""
+        self.installation_tokens: dict[str, datetime] = {}
+        """Every installation token minted, with its expiry."""
+        self.tokens_minted = 0
+        """Number of installation tokens minted."""
         self.html_base = html_base.rstrip("/")
         self.down = False
         """When true, every request is answered with 503."""
@@ -407,7 +481,7 @@ class FakeGitHub:
         await site.start()
         host, port = runner.addresses[0][:2]
         self._runner = runner
-        self._base_url = f"http://{host}:{port}"
+        self._base_url = f"http://{host}:{port}{self.prefix}"
 
     async def close(self) -> None:
         """Stop serving (idempotent). State and the request log stay readable."""
@@ -429,7 +503,7 @@ class FakeGitHub:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, to pass as PyGithub's ``base_url``."""
+        """``http://127.0.0.1:PORT`` (plus the prefix), to pass as PyGithub's ``base_url``."""
         if self._base_url is None:
             raise RuntimeError("FakeGitHub is not started")
         return self._base_url
@@ -500,6 +574,19 @@ class FakeGitHub:
     def clear_faults(self) -> None:
         """Drop all pending injected faults."""
         self.faults.clear()
+
+    # ---------------------------------------------------------------- GitHub App
+
+    def installation_token_live(self, token: str) -> bool:
+        """Whether ``token`` is an installation token the fake minted and that has not expired."""
+        expires_at = self.installation_tokens.get(token)
+        return expires_at is not None and self._clock() < expires_at
+
+    def expire_installation_tokens(self) -> None:
+        """Make every installation token minted so far expire now (as if GitHub revoked them)."""
+        now = self._clock()
+        for token, expires_at in self.installation_tokens.items():
+            self.installation_tokens[token] = min(expires_at, now)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -830,8 +917,15 @@ class FakeGitHub:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         router = app.router
-        router.add_get("/user", self._get_user)
-        for prefix in ("/repos/{owner}/{repo}", r"/repositories/{repo_id:\d+}"):
+        router.add_get(self.prefix + "/user", self._get_user)
+        if self.app_id is not None:
+            installation = self.prefix + r"/app/installations/{installation_id:\d+}"
+            router.add_get(installation, self._get_installation)
+            router.add_post(installation + "/access_tokens", self._mint_installation_token)
+        for prefix in (
+            self.prefix + "/repos/{owner}/{repo}",
+            self.prefix + r"/repositories/{repo_id:\d+}",
+        ):
             issue = prefix + r"/issues/{number:\d+}"
             comment = prefix + r"/issues/comments/{comment_id:\d+}"
             router.add_get(prefix, self._get_repo)
@@ -908,7 +1002,8 @@ class FakeGitHub:
         self, request: web.Request, handler: Handler, bad_json: bool
     ) -> web.StreamResponse:
         try:
-            self._check_auth(request)
+            if not request.path.startswith(f"{self.prefix}/app/"):
+                self._check_auth(request)  # the App endpoints check the App's JWT instead
             if self.rate_limit_remaining <= 0:
                 raise _ApiError(
                     403,
@@ -934,8 +1029,58 @@ class FakeGitHub:
         if header is None:
             raise _ApiError(401, "Requires authentication")
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() not in ("token", "bearer") or credential.strip() != self.token:
+        credential = credential.strip()
+        accepted = (self.token and credential == self.token) or self.installation_token_live(
+            credential
+        )
+        if scheme.lower() not in ("token", "bearer") or not accepted:
             raise _ApiError(401, "Bad credentials")
+
+    def _check_app_jwt(self, request: web.Request) -> None:
+        """Accept only a JWT signed with the App's key, issued by the App, and current."""
+        undecodable = _ApiError(401, "A JSON web token could not be decoded")
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or self.app_public_key_pem is None:
+            raise undecodable
+        try:
+            claims = jwt.decode(
+                credential.strip(),
+                self.app_public_key_pem,
+                algorithms=["RS256"],
+                # Times are checked below against the fake's clock, not the wall clock.
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["iat", "exp", "iss"],
+                },
+            )
+        except jwt.PyJWTError:
+            raise undecodable from None
+        now = self._clock().timestamp()
+        iat, exp = claims["iat"], claims["exp"]
+        if not isinstance(iat, int) or isinstance(iat, bool) or iat > now + JWT_CLOCK_LEEWAY:
+            raise _ApiError(
+                401,
+                "'Issued at' claim ('iat') must be an Integer representing the time that the "
+                "assertion was issued",
+            )
+        if not isinstance(exp, int) or isinstance(exp, bool) or exp <= now:
+            raise _ApiError(
+                401,
+                "'Expiration time' claim ('exp') must be a numeric value representing the future "
+                "time at which the assertion expires",
+            )
+        if exp - iat > MAX_JWT_LIFETIME or exp > now + MAX_JWT_LIFETIME + JWT_CLOCK_LEEWAY:
+            raise _ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
+        if str(claims["iss"]) != str(self.app_id):
+            raise _ApiError(401, "'Issuer' claim ('iss') must be the App's id")
+
+    def _installation_for(self, request: web.Request) -> int:
+        installation_id = int(request.match_info["installation_id"])
+        if installation_id != self.installation_id:
+            raise _not_found()
+        return installation_id
 
     def _add_rate_limit_headers(self, response: web.StreamResponse) -> None:
         now = int(time.time())
@@ -955,9 +1100,8 @@ class FakeGitHub:
             # Headers set by an injected fault (e.g. remaining=0) win.
             response.headers.setdefault(name, value)
 
-    @staticmethod
-    def _api(request: web.Request) -> str:
-        return f"{request.scheme}://{request.host}"
+    def _api(self, request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}{self.prefix}"
 
     @staticmethod
     async def _payload(request: web.Request) -> Any:
@@ -1005,7 +1149,7 @@ class FakeGitHub:
         chunk = items[(page - 1) * per_page : page * per_page]
 
         # GitHub links to /repositories/{id}/... whatever form the request used.
-        parts = request.path.split("/")
+        parts = request.path.removeprefix(self.prefix).split("/")
         rest = parts[4:] if parts[1] == "repos" else parts[3:]
         base = f"{self._api(request)}/repositories/{repo.id}/{'/'.join(rest)}"
         params = [(k, v) for k, v in request.query.items() if k != "page"]
@@ -1129,6 +1273,49 @@ class FakeGitHub:
 
     async def _get_repo(self, request: web.Request) -> web.Response:
         return self._respond(request, self._repo_json(self._api(request), self._repo_for(request)))
+
+    # ---------------------------------------------------------------- handlers: GitHub App
+
+    def _installation_json(self, api: str, installation_id: int) -> dict[str, Any]:
+        owners = sorted({repo.owner for repo in self._repos.values()})
+        account = self._user(owners[0] if owners else "acme", "Organization")
+        return {
+            "id": installation_id,
+            "app_id": self.app_id,
+            "app_slug": self.bot.login.removesuffix("[bot]"),
+            "target_type": "Organization",
+            "account": self._user_json(api, account),
+            "repository_selection": "selected",
+            "access_tokens_url": f"{api}/app/installations/{installation_id}/access_tokens",
+            "repositories_url": f"{api}/installation/repositories",
+            "html_url": f"{self.html_base}/organizations/{account.login}/settings/installations/"
+            f"{installation_id}",
+            "permissions": {"issues": "write", "metadata": "read"},
+            "events": [],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "suspended_at": None,
+        }
+
+    async def _get_installation(self, request: web.Request) -> web.Response:
+        self._check_app_jwt(request)
+        installation_id = self._installation_for(request)
+        return self._respond(request, self._installation_json(self._api(request), installation_id))
+
+    async def _mint_installation_token(self, request: web.Request) -> web.Response:
+        self._check_app_jwt(request)
+        self._installation_for(request)
+        expires_at = self._now() + self.token_lifetime
+        token = "ghs_" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
+        self.installation_tokens[token] = expires_at
+        self.tokens_minted += 1
+        data = {
+            "token": token,
+            "expires_at": _iso(expires_at),
+            "permissions": {"issues": "write", "metadata": "read"},
+            "repository_selection": "selected",
+        }
+        return self._respond(request, data, status=201)
 
     # ---------------------------------------------------------------- handlers: issues
 
