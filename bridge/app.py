@@ -24,6 +24,7 @@ from bridge.engine import Policy
 from bridge.github import render
 from bridge.github.client import (
     DryRunTracker,
+    GitHubAppAuth,
     GitHubError,
     IssueTracker,
     LabelSpec,
@@ -143,8 +144,12 @@ def make_tracker(config: Config, metrics: Metrics, clock: Clock) -> IssueTracker
         assert gh.app_id is not None
         assert gh.installation_id is not None
         assert gh.private_key is not None
-        app = github.Auth.AppAuth(gh.app_id, gh.private_key.get())
-        auth = app.get_installation_auth(gh.installation_id)
+        auth = GitHubAppAuth(
+            app_id=gh.app_id,
+            installation_id=gh.installation_id,
+            private_key=gh.private_key.get(),
+            clock=clock,
+        )
     return PyGithubTracker(
         api_url=gh.api_url,
         repository=gh.repository,

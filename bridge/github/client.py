@@ -4,6 +4,9 @@ PyGithub is synchronous; every call runs in a worker thread, one at a time per t
 asks integrators not to make concurrent requests with one token). PyGithub is built without
 its own retries, pauses or eager fetches: the outbox owns retries, so the request counts in
 CONTRACT.md hold. Errors come out as ``GitHubError`` classified retryable or permanent.
+
+With a GitHub App the tracker mints the installation token itself, at the configured
+``api_url``, and renews it ahead of its expiry (see :class:`GitHubAppAuth`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import github
+import jwt
 import requests
 import structlog
 from github.GithubException import GithubException
@@ -71,6 +75,16 @@ class GitHubError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.outcome_unknown = outcome_unknown
+
+
+class AppTokenRefused(GitHubError):
+    """GitHub would not issue a GitHub App installation token, or the key cannot sign for one:
+    retryable (the work waits), but an operator's to fix."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        # No HTTP status: a refused mint must not pass for the answer to the request that
+        # needed it (a 404 here is an unknown installation, not a missing issue or label).
+        super().__init__(message, retryable=True, retry_after=retry_after)
 
 
 class IssueTracker(Protocol):
@@ -162,6 +176,86 @@ def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
 
 _LIST_PAGES = 3  # "recent": the 300 newest bridge issues, or 300 comments since the attempt
 
+# An installation token lives an hour; it is renewed this long before it expires (at most half
+# its lifetime), so no request carries a token GitHub may already count as expired: the request
+# itself takes time, and GitHub's clock is not ours.
+TOKEN_RENEW_MARGIN = timedelta(minutes=5)
+_TOKEN_LAST_USE = timedelta(seconds=30)  # a token whose renewal failed is used until this close
+_JWT_BACKDATE = 60  # seconds: iat in the past, against clock drift (GitHub's advice)
+_JWT_LIFETIME = 540  # seconds after now: exp - iat is 10 minutes, the most GitHub accepts
+_MINT_COOLDOWN_FIRST = 5.0  # seconds without a new mint attempt after one failed; doubling ...
+_MINT_COOLDOWN_MAX = 300.0  # ... up to this
+_APP_HINT = (
+    "check github.app_id, github.installation_id and the App's private key, and that the App "
+    "is installed on the repository's owner"
+)
+
+
+class GitHubAppAuth(github.Auth.Auth):
+    """A GitHub App installation's credentials for PyGithub: the installation token it holds,
+    and the App's JWT (RS256, signed with the App's private key) that buys a new one.
+
+    PyGithub's ``AppInstallationAuth`` would mint lazily while building the header of whichever
+    request comes next, renew 20 s before expiry by the wall clock, and let a refused mint look
+    like a refusal of that request. Here :class:`PyGithubTracker` renews explicitly, by the
+    bridge's clock, ``TOKEN_RENEW_MARGIN`` ahead; this object only keeps the token and signs.
+    """
+
+    def __init__(
+        self, *, app_id: int, installation_id: int, private_key: str, clock: Clock
+    ) -> None:
+        self.app_id = app_id
+        self.installation_id = installation_id
+        self._private_key = private_key
+        self._clock = clock
+        self._token: str | None = None
+        self._renew_at: datetime | None = None
+        self.expires_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"GitHubAppAuth(app_id={self.app_id}, installation_id={self.installation_id})"
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            raise RuntimeError("no GitHub App installation token: the tracker mints one first")
+        return self._token
+
+    @property
+    def _masked_token(self) -> str:
+        return "token (installation token removed)"
+
+    def needs_token(self) -> bool:
+        """Whether there is no token, or it is due for renewal."""
+        return self._renew_at is None or self._clock() >= self._renew_at
+
+    def app_jwt(self) -> str:
+        """A JWT for the App, valid for the next 9 minutes (GitHub allows 10)."""
+        now = int(self._clock().timestamp())
+        payload = {"iat": now - _JWT_BACKDATE, "exp": now + _JWT_LIFETIME, "iss": str(self.app_id)}
+        return jwt.encode(payload, self._private_key, algorithm="RS256")
+
+    def accept(self, token: str, expires_at: datetime) -> None:
+        """Hold a newly minted token; it is renewed ahead of ``expires_at``."""
+        margin = min(TOKEN_RENEW_MARGIN, (expires_at - self._clock()) / 2)
+        self._token, self.expires_at, self._renew_at = token, expires_at, expires_at - margin
+
+    def still_usable(self) -> bool:
+        """Whether the token held, though due for renewal, has a little while left."""
+        return (
+            self._token is not None
+            and self.expires_at is not None
+            and self._clock() < self.expires_at - _TOKEN_LAST_USE
+        )
+
+    def forget(self) -> None:
+        """Drop the token (GitHub refused it): the next request mints a new one."""
+        self._token = self._renew_at = self.expires_at = None
+
 
 class PyGithubTracker:
     """The real GitHub, through PyGithub's requester.
@@ -197,6 +291,10 @@ class PyGithubTracker:
         )
         self._lock = asyncio.Lock()
         self._repo_path = f"/repos/{repository}"
+        self._app = auth if isinstance(auth, GitHubAppAuth) else None
+        self._mint_failures = 0
+        self._mint_retry_at = 0.0  # epoch seconds: no new mint attempt before this
+        self._mint_error = ""
 
     async def close(self) -> None:
         await asyncio.to_thread(self._gh.close)
@@ -215,6 +313,94 @@ class PyGithubTracker:
         except ValueError:
             log.warning("github_rate_headers_unreadable")
 
+    async def _mint_app_token(self, app: GitHubAppAuth, now: float) -> None:
+        """Buy a new installation token with the App's JWT (inside the one-at-a-time lock).
+
+        Every failure is retryable: a refused mint (wrong key, App uninstalled) is an operator's
+        to fix, and the work that asked must wait, not go. After a failure no new attempt is made
+        for a while (5 s, doubling to 5 min).
+        """
+        if now < self._mint_retry_at:
+            raise GitHubError(
+                f"GitHub App installation token unavailable ({self._mint_error}); not asking "
+                "again yet",
+                retryable=True,
+                retry_after=self._mint_retry_at - now,
+            )
+        try:
+            data = await self._post_for_token(app)
+        except GitHubError as error:
+            self._mint_failures += 1
+            delay = min(_MINT_COOLDOWN_FIRST * 2 ** (self._mint_failures - 1), _MINT_COOLDOWN_MAX)
+            self._mint_retry_at = now + max(delay, error.retry_after or 0.0)
+            self._mint_error = str(error)
+            fields = {
+                "app_id": app.app_id,
+                "installation_id": app.installation_id,
+                "error": str(error),
+                "next_attempt_in": round(self._mint_retry_at - now, 1),
+            }
+            if isinstance(error, AppTokenRefused):
+                log.error("github_app_token_failed", hint=_APP_HINT, **fields)
+            else:
+                log.warning("github_app_token_not_issued", **fields)
+            raise
+        try:
+            token = str(data["token"])
+            expires_at = datetime.fromisoformat(str(data["expires_at"]))
+        except (TypeError, KeyError, ValueError):
+            raise GitHubError(
+                "GitHub App: the installation token answer is unreadable", retryable=True
+            ) from None
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        app.accept(token, expires_at)
+        self._mint_failures, self._mint_retry_at, self._mint_error = 0, 0.0, ""
+        log.info(
+            "github_app_token_minted",
+            app_id=app.app_id,
+            installation_id=app.installation_id,
+            expires_at=expires_at.isoformat(),
+        )
+
+    async def _post_for_token(self, app: GitHubAppAuth) -> Any:
+        """``POST /app/installations/{id}/access_tokens`` at the configured ``api_url``."""
+        try:
+            bearer = app.app_jwt()
+        except Exception as error:  # any failure to sign is the key's: never show its text
+            raise AppTokenRefused(
+                f"GitHub App: the private key cannot sign the App's JWT ({type(error).__name__})"
+            ) from None
+        # Same base_url, timeout and (absent) retries as every other request; its own session.
+        requester = self._gh.requester.withAuth(github.Auth.AppAuthToken(bearer))
+        path = f"/app/installations/{app.installation_id}/access_tokens"
+
+        def post() -> Any:
+            try:
+                _, data = requester.requestJsonAndCheck(
+                    "POST", path, headers={"Accept": "application/vnd.github+json"}
+                )
+                return data
+            finally:
+                requester.close()
+
+        try:
+            data = await asyncio.to_thread(post)
+        except GithubException as error:
+            self._metrics.github_requests.labels("mint_token", str(error.status)).inc()
+            failure = classify_github_exception(error, self._clock().timestamp())
+            text = f"GitHub App installation token not issued: {failure}"
+            if error.status >= 500 or failure.retry_after is not None:  # GitHub's trouble
+                raise GitHubError(text, retryable=True, retry_after=failure.retry_after) from None
+            raise AppTokenRefused(text) from None
+        except requests.RequestException as error:
+            self._metrics.github_requests.labels("mint_token", "error").inc()
+            raise GitHubError(
+                f"GitHub unreachable: {type(error).__name__}", retryable=True
+            ) from None
+        self._metrics.github_requests.labels("mint_token", "201").inc()
+        return data
+
     async def _request(
         self, operation: str, verb: str, path: str, **kwargs: Any
     ) -> tuple[dict[str, Any], Any]:
@@ -228,6 +414,13 @@ class PyGithubTracker:
                     retryable=True,
                     retry_after=self._blocked_until - now,
                 )
+            if self._app is not None and self._app.needs_token():
+                try:
+                    await self._mint_app_token(self._app, now)
+                except GitHubError:
+                    if not self._app.still_usable():
+                        raise
+                    # Renewed ahead of time, so the current token still has minutes left.
             mutating = verb == "POST"  # creates are the calls that must not happen twice
             try:
                 headers, data = await asyncio.to_thread(
@@ -236,6 +429,8 @@ class PyGithubTracker:
             except GithubException as error:
                 self._metrics.github_requests.labels(operation, str(error.status)).inc()
                 self._observe({k.lower(): v for k, v in (error.headers or {}).items()})
+                if error.status == 401 and self._app is not None:
+                    self._app.forget()  # revoked or expired early: the retry mints a new one
                 failure = classify_github_exception(error, now)
                 if failure.status in (403, 429) and failure.retry_after is not None:
                     self._blocked_until = max(self._blocked_until, now + failure.retry_after)
