@@ -124,6 +124,27 @@ def github_config(extra: str = "", *, store_url: str = "sqlite:///state.db") -> 
     )
 
 
+APP_ID = 424242
+INSTALLATION_ID = 8675309
+
+
+def github_app_config(key_file: str = "app.pem", extra: str = "") -> str:
+    """Like ``github_config`` but authenticating as a GitHub App whose private key is in
+    ``key_file`` (relative to the config file, so under the harness' ``tmp_path``)."""
+    return (
+        "github:\n"
+        "  api_url: ${GITHUB_URL}\n"
+        f"  repository: {REPO}\n"
+        f"  app_id: {APP_ID}\n"
+        f"  installation_id: {INSTALLATION_ID}\n"
+        f"  private_key_file: {key_file}\n"
+        "  labels: [phase-09]\n"
+        f"{extra}"
+        "store:\n"
+        "  url: sqlite:///state.db\n"
+    )
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------------
 # The server CI starts (.ci/start-postgres): trust auth on loopback. Each test run creates its
 # own database on it, so runs on one machine never share state. Unreachable → tests fail.
