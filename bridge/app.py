@@ -37,14 +37,12 @@ from bridge.model import Classification, Incident, Priority
 from bridge.outbox import Outbox
 from bridge.rules import Rules
 from bridge.store.base import Store
+from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
 from bridge.web import alerts, health, incidents, status
 from bridge.web.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
-
-
-POSTGRES_NOT_YET = "the PostgreSQL store is not available in this version yet; use sqlite:///…"
 
 
 class StartupError(Exception):
@@ -161,9 +159,11 @@ def make_tracker(config: Config, metrics: Metrics, clock: Clock) -> IssueTracker
 
 
 def make_store(config: Config, clock: Clock) -> Store:
+    if config.store.is_postgres:
+        return PostgresStore(config.store.url, clock=clock)
     path = config.store.sqlite_path
-    if path is None:
-        raise StartupError(f"store.url: {POSTGRES_NOT_YET}")
+    if path is None:  # the config accepts no other kind of URL
+        raise StartupError("store.url: neither sqlite:/// nor postgresql://")
     return SqliteStore(Path(path), clock=clock)
 
 

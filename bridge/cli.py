@@ -18,7 +18,6 @@ from aiohttp import web
 from bridge import logs
 from bridge.alertmanager import WebhookError, parse_webhook
 from bridge.app import (
-    POSTGRES_NOT_YET,
     StartupError,
     build_policy,
     build_render_options,
@@ -55,10 +54,6 @@ def _load(arg: str | None) -> tuple[Config, Rules] | None:
         rules = load_rules(config)
     except (ConfigError, RulesError) as error:
         _print_problems(error.problems)
-        return None
-    if config.store.is_postgres:
-        label = f"{config.config_path}: " if config.config_path else ""
-        _print_problems([f"{label}store.url: {POSTGRES_NOT_YET}"])
         return None
     return config, rules
 

@@ -206,13 +206,23 @@ def test_zero_config_serve_runs_dry_and_stops_cleanly(
     ]
 
 
-def test_check_config_refuses_a_store_it_cannot_serve(tmp_path: Path) -> None:
-    """A PostgreSQL URL is valid syntax but not served by this version: both commands say so."""
-    (tmp_path / "bridge.yaml").write_text("store:\n  url: postgresql://u@127.0.0.1:5432/test\n")
-    for command in ("check-config", "serve"):
-        result = run(command, "--config", str(tmp_path / "bridge.yaml"))
-        assert result.returncode == 2
-        assert "store.url: the PostgreSQL store is not available" in result.stderr
+def test_a_postgresql_store_that_is_not_there_stops_serve_with_one_line(tmp_path: Path) -> None:
+    """check-config accepts a PostgreSQL URL (it connects to nothing); serve against a server
+    that is not listening exits 1 with one line naming the store, the password never shown."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "bridge.yaml").write_text(
+        f"store:\n  url: postgresql://bridge:pg-s3cr3t@127.0.0.1:{port}/bridge\n"
+    )
+    checked = run("check-config", "--config", str(tmp_path / "bridge.yaml"))
+    assert checked.returncode == 0, checked.stderr
+    served = run("serve", "--config", str(tmp_path / "bridge.yaml"), cwd=tmp_path)
+    assert served.returncode == 1
+    assert served.stderr.startswith("store: postgresql: ")
+    assert len(served.stderr.strip().splitlines()) == 1
+    for result in (checked, served):
+        assert "pg-s3cr3t" not in result.stdout + result.stderr
 
 
 def test_serve_on_a_taken_port_exits_2_with_one_line(tmp_path: Path) -> None:
