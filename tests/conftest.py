@@ -34,8 +34,16 @@ async def github() -> AsyncIterator[FakeGitHub]:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, github: FakeGitHub, clock: FakeClock) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path, github, clock, github_config())
+def store_url() -> str:
+    """The harness' store; a module overrides this fixture to run on PostgreSQL too."""
+    return "sqlite:///state.db"
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock, store_url: str
+) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path, github, clock, github_config(store_url=store_url))
     await h.start()
     yield h
     await h.stop()

@@ -5,8 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from bridge.github.render import BEGIN, END
 from support import REPO, Harness, payload
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Every lifecycle test runs on both stores (the harness takes this URL)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_db")
+        return url
+    return "sqlite:///state.db"
 
 
 def writes(h: Harness) -> list[str]:
