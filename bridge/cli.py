@@ -23,15 +23,21 @@ from bridge.app import (
     build_render_options,
     create_app,
     load_rules,
+    make_store,
+    make_tracker,
 )
 from bridge.clock import system_clock
 from bridge.config import Config, ConfigError, load_config
 from bridge.engine import apply_notification
 from bridge.github import render
+from bridge.github.client import GitHubError
 from bridge.identity import identity_key, identity_of
+from bridge.metrics import Metrics
 from bridge.promrules import KUBERNETES_RULE_FILE, generate, prometheus_rule, skipped
+from bridge.rebuild import RebuildReport, rebuild
 from bridge.rules import Rules, RulesError, bundled_directory
 from bridge.store.base import StoreUnavailable
+from bridge.store.sqlite import StoreInUse
 from bridge.web.services import SERVICES
 
 log = structlog.get_logger("bridge.cli")
@@ -279,6 +285,61 @@ def cmd_rules_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _rebuild(config: Config, rules: Rules) -> RebuildReport:
+    store = make_store(config, system_clock)
+    metrics = Metrics()
+    tracker = make_tracker(config, metrics, system_clock)
+    try:
+        await store.open()
+    except StoreInUse as error:
+        raise StoreInUse(f"{error}; rebuild needs serve stopped") from None
+    try:
+        return await rebuild(store, tracker, build_render_options(config, rules), system_clock)
+    finally:
+        await store.close()
+        close = getattr(tracker, "close", None)
+        if close is not None:
+            await close()
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_INVALID
+    config, rules = loaded
+    if config.github.dry_run:
+        print(
+            "github: rebuild reads the repository's issues: set github.repository and credentials",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        report = asyncio.run(_rebuild(config, rules))
+    except StartupError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_INVALID
+    except StoreUnavailable as error:
+        print(f"store: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except GitHubError as error:
+        print(f"github: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.format == "json":
+        # One line, after the JSON log lines the run wrote on stdout: the last line is the report.
+        print(json.dumps({"event": "rebuild_report", **report.as_dict()}))
+    else:
+        print(
+            f"restored {len(report.restored)} ({len(report.from_labels)} from labels only, "
+            f"without a state line), {len(report.present)} already present, "
+            f"{len(report.skipped)} skipped"
+        )
+        for kind, number in sorted(report.highest.items()):
+            print(f"highest {kind}: {number}")
+        for line in report.skipped:
+            print(f"skipped {line}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="incident-bridge", description=__doc__)
     top.add_argument("--log-format", choices=["json", "console"], default="json")
@@ -299,6 +360,14 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--format", choices=["text", "json"], default="text")
     simulate.add_argument("payload", help="an Alertmanager webhook JSON file")
     simulate.set_defaults(func=cmd_simulate)
+
+    rebuild_cmd = sub.add_parser(
+        "rebuild",
+        help="reconstruct the store from the markers in the repository's issues (serve stopped)",
+    )
+    rebuild_cmd.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
+    rebuild_cmd.add_argument("--format", choices=["text", "json"], default="text")
+    rebuild_cmd.set_defaults(func=cmd_rebuild)
 
     rules = sub.add_parser("rules", help="work with the rules directory")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)

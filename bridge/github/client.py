@@ -56,6 +56,15 @@ class RemoteIssue:
     state: str
     labels: frozenset[str]
     etag: str | None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuePage:
+    issues: list[RemoteIssue]
+    last: bool  # no page after this one
 
 
 class GitHubError(Exception):
@@ -115,6 +124,10 @@ class IssueTracker(Protocol):
     async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
         """Whether a comment carrying ``marker`` was posted on the issue since ``since``."""
 
+    async def list_issues(self, page: int) -> IssuePage:
+        """One page (100, newest first) of the repository's ``incident-bridge`` issues, open
+        and closed (list API; pull requests left out)."""
+
 
 def _retry_after(headers: dict[str, Any], now: float) -> float | None:
     """Seconds to wait from ``Retry-After`` or an exhausted ``x-ratelimit-*`` window."""
@@ -171,7 +184,21 @@ def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
         state=str(data.get("state") or "open"),
         labels=frozenset(str(label["name"]) for label in data.get("labels") or []),
         etag=etag,
+        created_at=_github_time(data.get("created_at")),
+        updated_at=_github_time(data.get("updated_at")),
+        closed_at=_github_time(data.get("closed_at")),
     )
+
+
+def _github_time(value: Any) -> datetime | None:
+    """GitHub's ``2026-11-26T21:45:00Z``; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 _LIST_PAGES = 3  # "recent": the 300 newest bridge issues, or 300 comments since the attempt
@@ -530,25 +557,33 @@ class PyGithubTracker:
 
     async def find_issue(self, marker: str) -> RemoteIssue | None:
         for page in range(1, _LIST_PAGES + 1):
-            _, data = await self._request(
-                "list_issues",
-                "GET",
-                f"{self._repo_path}/issues",
-                parameters={
-                    "labels": "incident-bridge",
-                    "state": "all",
-                    "sort": "created",
-                    "direction": "desc",
-                    "per_page": 100,
-                    "page": page,
-                },
-            )
-            for item in data or []:
-                if marker in str(item.get("body") or ""):
-                    return _remote(item, None)
-            if not data or len(data) < 100:
+            listed = await self.list_issues(page)
+            for issue in listed.issues:
+                if marker in issue.body:
+                    return issue
+            if listed.last:
                 break
         return None
+
+    async def list_issues(self, page: int) -> IssuePage:
+        _, data = await self._request(
+            "list_issues",
+            "GET",
+            f"{self._repo_path}/issues",
+            parameters={
+                "labels": "incident-bridge",
+                "state": "all",
+                "sort": "created",
+                "direction": "desc",
+                "per_page": 100,
+                "page": page,
+            },
+        )
+        items = list(data or [])
+        return IssuePage(
+            issues=[_remote(item, None) for item in items if "pull_request" not in item],
+            last=len(items) < 100,  # judged before pull requests are dropped
+        )
 
     async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -604,3 +639,6 @@ class DryRunTracker:
 
     async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
         return False
+
+    async def list_issues(self, page: int) -> IssuePage:
+        return IssuePage(issues=[], last=True)  # nothing was ever created

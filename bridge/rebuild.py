@@ -1,0 +1,222 @@
+"""``incident-bridge rebuild``: the store reconstructed from the repository's issues.
+
+For a lost or damaged store. Every issue with the ``incident-bridge`` label is read through the
+list API (all states, every page); its marker gives the kind, number and identity key, its
+hidden state line (``bridge.snapshot``) the incident as the bridge last wrote it. An issue
+whose state line is missing or damaged (edited by hand) is rebuilt from what is visible: the
+priority label, the title, open or closed, and GitHub's timestamps; its alerts come back with
+the group's next notification.
+
+What people did after the bridge's last write wins: an issue closed by hand is a manual
+resolution. Incidents the store already has (same kind and number) are left alone, so rebuild
+can be run again, and on PostgreSQL beside running replicas. Numbering continues after the
+highest number restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from bridge import snapshot
+from bridge.clock import Clock
+from bridge.github import render
+from bridge.github.client import GitHubError, IssuePage, IssueTracker, RemoteIssue
+from bridge.model import Incident, Priority
+from bridge.store.base import IssueRecord, Store
+
+log = structlog.get_logger(__name__)
+
+MARKER = re.compile(
+    r"<!-- incident-bridge:v1 kind=(?P<kind>[a-z]+) id=(?P<prefix>INC|MAINT)-(?P<number>\d{3,})"
+    r" key=(?P<key>[0-9a-f]{64}) -->"
+)
+_TITLE_HEAD = re.compile(r"^\[[A-Z]+-[A-Z0-9]+\] ")
+# Without a state line the comments' event numbers are unknown; new events start far above
+# any an incident plausibly had, so their comment markers never match an old comment.
+EVENT_SEQ_FLOOR = 1000
+_MAX_ATTEMPTS = 8  # per page, on retryable GitHub errors
+
+
+@dataclass
+class RebuildReport:
+    restored: list[str] = field(default_factory=list)  # INC-001, MAINT-002
+    present: list[str] = field(default_factory=list)  # already in the store
+    from_labels: list[str] = field(default_factory=list)  # no usable state line
+    skipped: list[str] = field(default_factory=list)  # "#12: why"
+    highest: dict[str, int] = field(default_factory=dict)  # kind → highest number seen
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "restored": self.restored,
+            "already_present": self.present,
+            "rebuilt_from_labels": self.from_labels,
+            "skipped": self.skipped,
+            "highest": self.highest,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    kind: str
+    number: int
+    key: str
+
+
+def find_marker(body: str) -> Marker | None:
+    """The issue's marker: the last one in the body (the bridge writes it at the very end)."""
+    found = None
+    for match in MARKER.finditer(body):
+        found = match
+    if found is None:
+        return None
+    return Marker(found["kind"], int(found["number"]), found["key"])
+
+
+def _priority_from_labels(labels: frozenset[str], options: render.RenderOptions) -> Priority:
+    by_label = {style.label: p for p, style in options.styles.items()}
+    found = [by_label[label] for label in labels if label in by_label]
+    return Priority.highest(*found) if found else Priority.P3
+
+
+def _from_labels(
+    issue: RemoteIssue, marker: Marker, options: render.RenderOptions, now: datetime
+) -> Incident:
+    """What the visible issue says, when there is no state line to read."""
+    opened = issue.created_at or now
+    closed = issue.state == "closed" or (
+        "resolved" in issue.labels and not options.close_on_resolve
+    )
+    return Incident(
+        key=marker.key,
+        identity="",
+        kind="maint" if marker.kind == "maint" else "incident",
+        receiver="",
+        group_key="",
+        group_labels={},
+        state="resolved" if closed else "open",
+        priority=_priority_from_labels(issue.labels, options),
+        priority_rule="rebuilt from the issue's labels",
+        summary=_TITLE_HEAD.sub("", issue.title) or "alert group",
+        opened_at=opened,
+        earliest_starts_at=opened,
+        respond_by=None,
+        resolve_by=None,
+        resolved_at=(issue.closed_at or issue.updated_at or opened) if closed else None,
+        resolution="alerts" if closed else None,
+        event_seq=EVENT_SEQ_FLOOR,
+        number=marker.number,
+    )
+
+
+def incident_from_issue(
+    issue: RemoteIssue, marker: Marker, options: render.RenderOptions, now: datetime
+) -> tuple[Incident, bool]:
+    """The incident an issue describes, and whether it came from its state line."""
+    line = snapshot.find_state_line(issue.body)
+    incident = None
+    if line is not None:
+        try:
+            incident = snapshot.read_state_line(
+                line, updated_at=issue.updated_at or issue.created_at or now
+            )
+        except snapshot.SnapshotError as error:
+            log.warning("rebuild_state_line_unreadable", issue=issue.number, error=str(error))
+        else:
+            if (incident.key, incident.number, incident.kind) != (
+                marker.key,
+                marker.number,
+                "maint" if marker.kind == "maint" else "incident",
+            ):
+                log.warning("rebuild_state_line_mismatch", issue=issue.number)
+                incident = None
+    if incident is None:
+        return _from_labels(issue, marker, options, now), False
+    # A person closed it after the bridge's last write: a manual resolution, held until an
+    # alert of the group starts firing anew (as if the bridge had seen the close).
+    if issue.state == "closed" and incident.state == "open" and incident.kind == "incident":
+        incident.state = "resolved"
+        incident.resolution = "manual"
+        incident.manual_hold = True
+        incident.resolved_at = issue.closed_at or issue.updated_at
+    return incident, True
+
+
+async def _page(
+    tracker: IssueTracker, page: int, wait: Callable[[float], Awaitable[None]]
+) -> IssuePage:
+    """One page of bridge issues, waiting out rate limits and outages (a command may wait)."""
+    delay = 1.0
+    for attempt in range(1, _MAX_ATTEMPTS + 1):
+        try:
+            return await tracker.list_issues(page)
+        except GitHubError as error:
+            if not error.retryable or attempt == _MAX_ATTEMPTS:
+                raise
+            pause = error.retry_after if error.retry_after is not None else delay
+            log.warning("rebuild_github_retry", page=page, error=str(error), retry_in=pause)
+            await wait(pause)
+            delay = min(delay * 2, 60.0)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def rebuild(
+    store: Store,
+    tracker: IssueTracker,
+    options: render.RenderOptions,
+    clock: Clock,
+    *,
+    wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RebuildReport:
+    """Restore every incident and maintenance request the repository's issues describe."""
+    report = RebuildReport()
+    managed = render.managed_labels(options)
+    page = 1
+    while True:
+        listed = await _page(tracker, page, wait)
+        for issue in listed.issues:
+            marker = find_marker(issue.body)
+            if marker is None:
+                report.skipped.append(f"#{issue.number}: no incident-bridge marker")
+                continue
+            prefix = "MAINT" if marker.kind == "maint" else "INC"
+            label = f"{prefix}-{marker.number:03d}"
+            report.highest[marker.kind] = max(report.highest.get(marker.kind, 0), marker.number)
+            if marker.kind not in ("incident", "maint"):
+                report.skipped.append(f"#{issue.number}: {label} is a {marker.kind} issue")
+                continue
+            incident, from_state = incident_from_issue(issue, marker, options, clock())
+            record = IssueRecord(
+                incident_id=0,  # the store sets it
+                repository=tracker.repository,
+                number=issue.number,
+                url=issue.url,
+                title=issue.title,
+                body=issue.body,
+                region=render.region_of(issue.body),
+                labels=set(issue.labels & managed),
+                state=issue.state,
+                etag=None,
+            )
+            if await store.restore(incident, record):
+                report.restored.append(label)
+                if not from_state:
+                    report.from_labels.append(label)
+            else:
+                report.present.append(label)
+        if listed.last:
+            break
+        page += 1
+    log.info(
+        "rebuild_done",
+        restored=len(report.restored),
+        present=len(report.present),
+        from_labels=len(report.from_labels),
+        skipped=len(report.skipped),
+    )
+    return report
