@@ -35,6 +35,7 @@ from bridge.ingest import Ingestor
 from bridge.metrics import Metrics
 from bridge.model import Classification, Incident, Priority
 from bridge.outbox import Outbox
+from bridge.retention import Retention
 from bridge.rules import Rules
 from bridge.store.base import Store
 from bridge.store.postgres import PostgresStore
@@ -50,6 +51,7 @@ class StartupError(Exception):
 
 
 TRACKER = web.AppKey("tracker", IssueTracker)
+RETENTION = web.AppKey("retention", Retention)
 OUTBOX = web.AppKey("outbox", Outbox)
 
 _SHUTDOWN_DRAIN_SECONDS = 7.0
@@ -192,7 +194,7 @@ def create_app(
     run_outbox: bool = True,
 ) -> web.Application:
     """The aiohttp application. ``tracker`` replaces GitHub (tests); ``run_outbox=False`` leaves
-    effects for the caller to drive (tests with a fake clock)."""
+    effects and retention for the caller to drive (tests with a fake clock)."""
     rules = rules or load_rules(config)
     metrics = Metrics()
     store = make_store(config, clock)
@@ -212,6 +214,7 @@ def create_app(
     )
     app[TRACKER] = the_tracker
     app[OUTBOX] = outbox
+    retention = app[RETENTION] = Retention(store, clock, metrics, config.store.retention)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -238,8 +241,16 @@ def create_app(
         if close is not None:
             await close()
 
+    async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(retention.run_forever()) if run_outbox else None
+        yield
+        retention.stop()
+        if task is not None:
+            await task
+
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(github_ctx)
+    app.cleanup_ctx.append(retention_ctx)
     app.router.add_post("/api/v1/alerts", alerts.receive_alerts)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/healthz", health.healthz)

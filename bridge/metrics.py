@@ -116,6 +116,14 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
             registry=r,
         )
+        self.pruned = Counter(
+            "incident_bridge_pruned_rows",
+            "Rows deleted by store.retention, by kind (timeline events, finished effects).",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("events", "effects"):
+            self.pruned.labels(kind=kind)
         for code in WEBHOOK_CODES:
             self.webhooks.labels(code=code)
         for outcome in INGEST_OUTCOMES:

@@ -77,13 +77,18 @@ class Outbox:
 
     async def run_once(self) -> int:
         """Run every effect due now (one pass); return how many were attempted."""
-        claimed = await self._store.claim_effects(self._clock(), self._batch, self._lease)
+        claimed_at = self._clock()
+        claimed = await self._store.claim_effects(claimed_at, self._batch, self._lease)
         for index, effect in enumerate(claimed):
-            if self._stopping:
-                # Release what we will not run, so another replica or the next start takes it.
+            # Past half the lease, the rest of the batch is released rather than run: another
+            # replica may take a claim once its lease ends, and an effect must never run on two.
+            late = self._clock() - claimed_at > self._lease / 2
+            if self._stopping or late:
+                # Release what we will not run, so another replica or the next pass takes it.
+                reason = "released at shutdown" if self._stopping else "released: lease half gone"
                 for rest in claimed[index:]:
                     await self._store.retry_effect(
-                        rest, self._clock(), "released at shutdown", outcome_unknown=False
+                        rest, self._clock(), reason, outcome_unknown=False
                     )
                 break
             await self._run(effect)
