@@ -105,7 +105,9 @@ class Store(Protocol):
         """Mark permanently failed and record it in the incident's timeline."""
 
     async def next_due(self) -> datetime | None:
-        """When the next pending effect is due (None when nothing is pending)."""
+        """When the next pending effect is due (None when nothing is pending). A backend
+        shared by several processes leaves out effects waiting behind their incident's running
+        effect: no claim can take them before it ends."""
 
     async def outbox_stats(self) -> OutboxStats: ...
 

@@ -503,9 +503,15 @@ class PostgresStore:
             return True
 
     async def next_due(self) -> datetime | None:
+        # Only effects a claim could take: a pending row waiting behind its incident's older
+        # effect (running on another replica, say) is not due, or every idle worker would spin
+        # on it until that effect ends.
         async with self._connection() as conn:
             due: datetime | None = await conn.fetchval(
-                "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'"
+                "SELECT o.next_attempt_at FROM outbox o WHERE o.state = 'pending'"
+                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id"
+                " AND p.state IN ('pending', 'running') AND p.id < o.id)"
+                " ORDER BY o.next_attempt_at, o.id LIMIT 1"
             )
         return due
 

@@ -400,6 +400,24 @@ async def test_a_restart_leaves_running_effects_to_their_lease(
         await second.close()
 
 
+async def test_effects_waiting_behind_another_replicas_effect_are_not_due(
+    replicas: list[PostgresStore], clock: FakeClock
+) -> None:
+    """While replica A runs an incident's sync, the comment queued behind it is not due for
+    replica B (its worker would otherwise spin on claims that take nothing); once A finishes,
+    the comment is due."""
+    a, b = replicas
+    await opened(a, clock)
+    [sync] = await a.claim_effects(clock(), 10, LEASE)
+    clock.advance(5)
+    await ingest(a, clock, resolved_note())  # a comment and a sync, behind the running sync
+    assert await b.next_due() is None
+    assert await b.claim_effects(clock(), 10, LEASE) == []
+    assert (await b.outbox_stats()).pending == 2
+    assert await a.finish_effect(sync, clock())
+    assert await b.next_due() == clock()
+
+
 # -- restore across replicas ---------------------------------------------------------------
 
 
