@@ -202,7 +202,7 @@ def create_app(
     app = web.Application(client_max_size=config.webhook.max_body_bytes + 1024)
     the_tracker = tracker or make_tracker(config, metrics, clock)
     sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock)
-    outbox = Outbox(store, sync.run, clock, metrics)
+    outbox = Outbox(store, sync.run, clock, metrics, lease=config.store.lease)
     ingestor = Ingestor(store, policy, config.identity, clock, metrics, on_effects=outbox.wake)
     services = app[SERVICES] = Services(
         config=config,

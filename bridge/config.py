@@ -579,6 +579,16 @@ class StoreConfig(_Model):
 
     url: str = "sqlite:///incident-bridge.db"
     retention: PositiveDuration = timedelta(days=90)
+    # How long an outbox claim is held before another worker (replica) may take it over. A
+    # worker releases what it has not started by half of it; a request takes at most 5 s.
+    lease: PositiveDuration = timedelta(seconds=60)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_fits_a_request(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=5):
+            raise ValueError("must be at least 5s (one GitHub request may take that long)")
+        return value
 
     _sqlite_path: Path | None = PrivateAttr(default=None)
 
