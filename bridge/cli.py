@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -81,6 +82,11 @@ async def _serve(config: Config) -> None:
     except OSError:
         await runner.cleanup()  # close the store and stop the workers before reporting
         raise
+    # Everything built at start-up (rules, config, modules, the app) lives as long as the
+    # process: moved out of the collector's sight, full collections stop walking it on every
+    # pass, which were the longest pauses under load (docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
