@@ -218,7 +218,7 @@ def create_app(
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.open()
-        log.info("store_opened", path=str(config.store.sqlite_path))
+        log.info("store_opened", store=config.store.display)
         yield
         await store.close()
 

@@ -96,7 +96,7 @@ async def _serve(config: Config) -> None:
         listen=f"{config.listen_host}:{config.listen_port}",
         dry_run=config.github.dry_run,
         repository=config.github.repository,
-        store=str(config.store.sqlite_path),
+        store=config.store.display,
     )
     await stop.wait()
     # /readyz answers 503 from now on; in-flight webhooks finish; the outbox finishes the effect

@@ -625,6 +625,11 @@ class StoreConfig(_Model):
     def is_postgres(self) -> bool:
         return self.url.startswith(("postgresql://", "postgres://"))
 
+    @property
+    def display(self) -> str:
+        """Where the store is, for logs: the SQLite path, or the URL with its password hidden."""
+        return str(self._sqlite_path) if self._sqlite_path is not None else _redact_url(self.url)
+
     @field_serializer("url")
     def _dump_url(self, value: str) -> str:
         return _redact_url(value)

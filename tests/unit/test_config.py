@@ -1343,3 +1343,22 @@ def test_describe_is_json_and_complete(tmp_path: Path) -> None:
     }
     assert described["github"]["reopen_window"] == "1d"
     assert described["heartbeat"]["timeout"] == "10m"
+
+
+def test_the_store_is_shown_in_logs_without_its_password(tmp_path: Path) -> None:
+    """``store.display`` (start-up log lines): the SQLite path, or the URL with ``<secret>``."""
+    sqlite = load_config(write(tmp_path, "store:\n  url: sqlite:///s.db\n"), {})
+    assert sqlite.store.display == str(tmp_path / "s.db")
+    text = "store:\n  url: postgresql://bridge:hunter2@db:5432/bridge\n"
+    postgres = load_config(write(tmp_path, text), {})
+    assert "hunter2" not in postgres.store.display
+    assert postgres.store.display == "postgresql://bridge:<secret>@db:5432/bridge"
+
+
+def test_the_claim_lease_has_a_floor(tmp_path: Path) -> None:
+    """``store.lease`` below 5s is refused: one GitHub request may take that long."""
+    assert load_config(write(tmp_path, "store:\n  lease: 30s\n"), {}).store.lease == timedelta(
+        seconds=30
+    )
+    with pytest.raises(ConfigError, match=r"store\.lease: must be at least 5s"):
+        load_config(write(tmp_path, "store:\n  lease: 2s\n"), {})
