@@ -68,4 +68,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (incident_id, repository)
     ) WITHOUT ROWID;
     """,
+    # 2: what store.retention prunes, found by index rather than by a scan
+    """
+    CREATE INDEX incidents_resolved ON incidents (resolved_at) WHERE state != 'open';
+    CREATE INDEX outbox_finished ON outbox (finished_at) WHERE state IN ('done', 'failed');
+    """,
 )

@@ -235,3 +235,29 @@ def test_claim_queries_walk_an_index_instead_of_sorting_the_backlog(
     conn.close()
     assert "TEMP B-TREE" not in plan, plan
     assert "USING INDEX outbox_" in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (
+            "SELECT e.incident_id, e.seq FROM incidents i JOIN events e ON e.incident_id = i.id"
+            " WHERE i.state != 'open' AND i.resolved_at < ? AND e.at < ? LIMIT 5000",
+            "incidents_resolved",
+        ),
+        (
+            "SELECT id FROM outbox WHERE state IN ('done', 'failed') AND finished_at < ?"
+            " AND 1 = ? LIMIT 5000",
+            "outbox_finished",
+        ),
+    ],
+)
+def test_retention_finds_its_rows_by_index(tmp_path: Path, query: str, index: str) -> None:
+    """The hourly prune reads only old finished rows (migration 2's indexes), never scanning
+    every incident or the whole outbox history."""
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    for script in MIGRATIONS:
+        conn.executescript(script)
+    plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", (0.0, 1)))
+    conn.close()
+    assert f"USING INDEX {index}" in plan, plan
