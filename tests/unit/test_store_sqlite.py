@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -116,30 +115,23 @@ async def test_durability_settings_are_real(store: SqliteStore, db: Path) -> Non
 # -- the writer: batches -------------------------------------------------------------------
 
 
-class Gate:
-    """A ``decide`` that holds the writer thread until released, so that units submitted
-    meanwhile are queued and run together as the next batch."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def decide(self, current: Incident | None) -> Decision:
-        self.entered.set()
-        self.release.wait(timeout=10)
-        return Decision(outcome="unchanged", incident=current)
-
-
 async def batch_after_gate(store: SqliteStore, *jobs: Any) -> list[Any]:
-    """Run ``jobs`` (coroutines that each submit one unit) as one writer batch."""
-    gate = Gate()
-    blocker = asyncio.create_task(store.ingest("gate", "gate", gate.decide))
-    assert await asyncio.to_thread(gate.entered.wait, 10)
-    tasks = [asyncio.create_task(job) for job in jobs]
-    await asyncio.sleep(0)  # one loop turn: every task queues its unit behind the gate
-    gate.release.set()
-    await blocker
-    return await asyncio.gather(*tasks, return_exceptions=True)
+    """Run ``jobs`` (coroutines that each submit one unit) as one writer batch.
+
+    The jobs start in the same loop turn, so every unit is queued before the writer's flusher
+    runs; the writer connection's statement trace shows they shared one transaction.
+    """
+    writer = store._writer  # the batch boundary is what is under test
+    assert writer is not None
+    statements: list[str] = []
+    writer.conn.set_trace_callback(statements.append)
+    try:
+        tasks = [asyncio.create_task(job) for job in jobs]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        writer.conn.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 1, statements
+    return results
 
 
 class Boom(Exception):
