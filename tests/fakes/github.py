@@ -15,6 +15,11 @@ shaped after what PyGithub 2.x actually sends and parses (see ``github/Requester
 * Strong ``ETag`` on every ``GET`` 200; ``If-None-Match`` → 304 with an empty body, which
   does not count against the rate limit.
 * ``x-ratelimit-*`` headers on every response.
+* Optionally GitHub's rate limits, enforced (off by default; :meth:`FakeGitHub.enforce_limits`,
+  :class:`RateLimits`): the secondary limit on content creation (80 writes a minute, 500 an
+  hour, sliding windows by the fake's clock; 403 with ``Retry-After``), the concurrency limit
+  (100 requests in flight) and the primary limit (5,000 requests an hour; 403 with
+  ``x-ratelimit-remaining: 0`` until ``x-ratelimit-reset``). A refused request is not applied.
 * Optionally a GitHub App (``app_id``, ``app_public_key_pem``, ``installation_id``):
   ``POST /app/installations/{id}/access_tokens`` checks the App's RS256 JWT (PyJWT, against the
   fake's clock) and mints a ``ghs_…`` installation token that the REST API accepts until it
@@ -42,9 +47,10 @@ import re
 import secrets
 import string
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from types import TracebackType
@@ -65,6 +71,7 @@ __all__ = [
     "FakeRepo",
     "FakeUser",
     "Fault",
+    "RateLimits",
     "RecordedRequest",
     "iter_link_header",
     "make_app_key",
@@ -87,6 +94,18 @@ _COLOR_RE = re.compile(r"^[0-9a-fA-F]{6}$")
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 MAX_JWT_LIFETIME = 600  # GitHub refuses an App JWT whose exp is more than 10 minutes out
 JWT_CLOCK_LEEWAY = 60  # GitHub tolerates this much clock drift on iat
+
+RATE_LIMITS_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+SECONDARY_LIMIT_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
+PRIMARY_WINDOW = 3600  # seconds: the primary limit is per hour, from the window's first request
+CONTENT_MINUTE = 60.0
+CONTENT_HOUR = 3600.0
+# What the middleware and the limit checks leave on the aiohttp request for each other.
+_CHARGED = web.RequestKey("fake_github_charged", bool)  # counts against the primary limit
+_LIMITED = web.RequestKey("fake_github_limited", str)  # "primary"/"secondary": refused by it
+_ARRIVED_WITH = web.RequestKey("fake_github_arrived_with", int)  # in flight on arrival, itself too
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +217,9 @@ class RecordedRequest:
     json: Any = None
     body: bytes = b""
     status: int = 0
+    rate_limited: str | None = None
+    """``"primary"`` or ``"secondary"`` if an enforced limit refused it (see
+    :meth:`FakeGitHub.enforce_limits`), else None."""
 
     @property
     def is_write(self) -> bool:
@@ -249,6 +271,37 @@ class Fault:
         return _json_response(body, status=self.status, headers=headers)
 
 
+@dataclass
+class RateLimits:
+    """GitHub's limits as :meth:`FakeGitHub.enforce_limits` enforces them (GitHub's defaults;
+    tests use small numbers).
+
+    ``content_per_minute``/``content_per_hour``: the secondary limit on content creation;
+    POST/PATCH/PUT/DELETE requests to issues, comments and labels count, in sliding windows by
+    the fake's clock. ``concurrent``: the secondary limit on requests in flight at once.
+    ``primary_per_hour``: the primary limit; every authenticated request counts.
+    ``count_human_actions``: also charge the ``human_*`` helpers to the content windows (GitHub
+    counts actions taken in the web UI too); they are never refused.
+    """
+
+    content_per_minute: int = 80
+    content_per_hour: int = 500
+    primary_per_hour: int | None = None
+    """None: the fake's ``rate_limit`` (5,000 unless the constructor was given another)."""
+    concurrent: int = 100
+    count_human_actions: bool = False
+
+    def __post_init__(self) -> None:
+        numbers = (
+            self.content_per_minute,
+            self.content_per_hour,
+            1 if self.primary_per_hour is None else self.primary_per_hour,
+            self.concurrent,
+        )
+        if any(n < 1 for n in numbers):
+            raise ValueError(f"rate limits must be at least 1, got {self!r}")
+
+
 class _ApiError(Exception):
     """Raised by handlers; turned into a GitHub-shaped error response."""
 
@@ -259,16 +312,22 @@ class _ApiError(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         documentation_url: str = DOCS_URL,
+        headers: dict[str, str] | None = None,
+        with_status: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
         self.documentation_url = documentation_url
+        self.headers = headers
+        self.with_status = with_status
 
     def response(self) -> web.Response:
         body = _error_body(self.status, self.message, self.errors, self.documentation_url)
-        return _json_response(body, status=self.status)
+        if not self.with_status:
+            del body["status"]
+        return _json_response(body, status=self.status, headers=self.headers)
 
 
 def _reason(status: int) -> str:
@@ -400,6 +459,33 @@ class FakeGitHub:
     ``POST /app/installations/{id}/access_tokens``, valid for ``token_lifetime`` (seconds or a
     timedelta). The REST API accepts live installation tokens as well as ``token`` (pass
     ``token=""`` to accept installation tokens only).
+
+    Rate limits. By default the fake only reports the primary limit: ``x-ratelimit-*`` headers
+    (``rate_limit`` a wall-clock hour, every answer but a 304 counts) and a 403 once
+    :attr:`rate_limit_remaining` is 0 (tests set it). With ``enforce_limits=True`` (GitHub's
+    numbers; the primary one is ``rate_limit``) or ``enforce_limits=RateLimits(...)``, or later
+    :meth:`enforce_limits`, it enforces GitHub's limits, by ``clock``:
+
+    * Secondary, content creation: a POST/PATCH/PUT/DELETE to issues, comments or labels beyond
+      ``content_per_minute`` in the last 60 s or ``content_per_hour`` in the last hour is refused
+      with 403 ``You have exceeded a secondary rate limit…`` and ``Retry-After`` (seconds until
+      the oldest counted write leaves the window that is full, at least 1). Every write that
+      gets past authentication and the limits counts, whatever its answer. With
+      ``count_human_actions`` the ``human_*`` helpers are charged to the same windows (never
+      refused), as GitHub counts actions in the web UI.
+    * Secondary, concurrency: a request arriving while ``concurrent`` are in flight is refused
+      the same way, without ``Retry-After`` (GitHub then says "wait at least a minute").
+    * Primary: every authenticated request but a 304 counts against ``primary_per_hour``; the
+      first hour starts when enforcement does, the next with the first request after it ended
+      (``x-ratelimit-reset``, epoch seconds by ``clock``). Once none remain: 403 ``API rate
+      limit exceeded for user ID …`` (``installation ID …`` with an installation token),
+      ``x-ratelimit-remaining: 0``, no ``Retry-After``. Requests that fail authentication and
+      the App endpoints do not count.
+
+    A refused request is not applied. Refusals are counted in :attr:`secondary_limit_hits` and
+    :attr:`primary_limit_hits` and marked in the request log (:attr:`RecordedRequest.rate_limited`,
+    :meth:`limited_calls`). Injected faults answer before the limits are checked (with
+    ``apply_first``, after). :meth:`disable_limits` goes back to the default.
     """
 
     def __init__(
@@ -416,6 +502,7 @@ class FakeGitHub:
         app_public_key_pem: str | bytes | None = None,
         installation_id: int | None = None,
         token_lifetime: timedelta | float = 3600.0,
+        enforce_limits: bool | RateLimits = False,
     ) -> None:
         app_settings = (app_id, app_public_key_pem, installation_id)
         if any(value is not None for value in app_settings) and None in app_settings:
@@ -447,9 +534,21 @@ class FakeGitHub:
         """Pending injected faults (exhausted ones are removed)."""
         self.internal_errors: list[BaseException] = []
         """Bugs in the fake itself (answered with 500); tests may assert this stays empty."""
+        self._rate_limit = rate_limit
         self.rate_limit_limit = rate_limit
         self.rate_limit_remaining = rate_limit
         self.rate_limit_reset = int(time.time()) + 3600
+        self.limits: RateLimits | None = None
+        """The limits being enforced (:meth:`enforce_limits`), or None (the default)."""
+        self.secondary_limit_hits = 0
+        """Requests refused by an enforced secondary limit (content creation or concurrency)."""
+        self.primary_limit_hits = 0
+        """Requests refused by the enforced primary limit."""
+        self.content_writes: deque[float] = deque()
+        """When (clock, epoch seconds) each write counted against the content windows was made,
+        within the last hour, oldest first."""
+        self.in_flight = 0
+        """Requests being answered right now."""
 
         self._clock = clock or _utcnow
         self._repo_ids = itertools.count(100_001)
@@ -467,6 +566,10 @@ class FakeGitHub:
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        if isinstance(enforce_limits, RateLimits):
+            self._set_limits(enforce_limits)
+        elif enforce_limits:
+            self._set_limits(RateLimits())
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -528,6 +631,92 @@ class FakeGitHub:
     def reset_log(self) -> None:
         """Forget recorded requests (state is untouched)."""
         self.requests.clear()
+
+    def limited_calls(self, kind: str | None = None) -> list[RecordedRequest]:
+        """Recorded requests an enforced limit refused (``kind``: ``"primary"`` or
+        ``"secondary"``; None for both)."""
+        return [
+            r
+            for r in self.requests
+            if r.rate_limited is not None and (kind is None or r.rate_limited == kind)
+        ]
+
+    # ---------------------------------------------------------------- rate limits
+
+    def enforce_limits(
+        self,
+        *,
+        content_per_minute: int = 80,
+        content_per_hour: int = 500,
+        primary_per_hour: int | None = None,
+        concurrent: int = 100,
+        count_human_actions: bool = False,
+    ) -> RateLimits:
+        """Enforce GitHub's rate limits from now on (see the class docstring); the numbers
+        default to GitHub's, ``primary_per_hour`` to the constructor's ``rate_limit``.
+
+        Starts afresh: empty content windows, a full primary budget in a new hour by the clock.
+        The hit counters are kept.
+        """
+        return self._set_limits(
+            RateLimits(
+                content_per_minute=content_per_minute,
+                content_per_hour=content_per_hour,
+                primary_per_hour=primary_per_hour,
+                concurrent=concurrent,
+                count_human_actions=count_human_actions,
+            )
+        )
+
+    def disable_limits(self) -> None:
+        """Stop enforcing; back to the default (reported primary limit, wall-clock hour)."""
+        self.limits = None
+        self.content_writes.clear()
+        self.rate_limit_limit = self.rate_limit_remaining = self._rate_limit
+        self.rate_limit_reset = int(time.time()) + PRIMARY_WINDOW
+
+    def _set_limits(self, limits: RateLimits) -> RateLimits:
+        if limits.primary_per_hour is None:
+            limits = replace(limits, primary_per_hour=self._rate_limit)
+        assert limits.primary_per_hour is not None
+        self.limits = limits
+        self.content_writes.clear()
+        self.rate_limit_limit = limits.primary_per_hour
+        self.rate_limit_remaining = limits.primary_per_hour
+        self.rate_limit_reset = int(self._clock().timestamp()) + PRIMARY_WINDOW
+        return limits
+
+    def _content_retry_after(self, now: float) -> int | None:
+        """None if one more content write fits both windows at ``now``, else the whole seconds
+        (at least 1) until it does."""
+        limits = self.limits
+        assert limits is not None
+        writes = self.content_writes
+        while writes and writes[0] <= now - CONTENT_HOUR:
+            writes.popleft()
+        in_minute = [t for t in writes if t > now - CONTENT_MINUTE]
+        free_at = now
+        # With k writes in a window that allows n, the (k - n + 1) oldest have to leave it.
+        if len(in_minute) >= limits.content_per_minute:
+            oldest = in_minute[len(in_minute) - limits.content_per_minute]
+            free_at = max(free_at, oldest + CONTENT_MINUTE)
+        if len(writes) >= limits.content_per_hour:
+            oldest = writes[len(writes) - limits.content_per_hour]
+            free_at = max(free_at, oldest + CONTENT_HOUR)
+        if free_at <= now:
+            return None
+        return max(1, math.ceil(free_at - now))
+
+    def _charge_human(self) -> None:
+        """A person's write through the web UI: counted, never refused."""
+        if self.limits is not None and self.limits.count_human_actions:
+            self.content_writes.append(self._clock().timestamp())
+
+    def _roll_primary_window(self) -> None:
+        now = int(self._clock().timestamp())
+        if now >= self.rate_limit_reset:
+            self.rate_limit_reset = now + PRIMARY_WINDOW
+            self.rate_limit_remaining = self.rate_limit_limit
 
     # ---------------------------------------------------------------- fault injection
 
@@ -646,6 +835,8 @@ class FakeGitHub:
         return label
 
     # ---------------------------------------------------------------- human actions
+    # With enforced limits and ``count_human_actions`` each one is charged to the content
+    # windows (see :class:`RateLimits`).
 
     def human_create_issue(
         self,
@@ -656,13 +847,16 @@ class FakeGitHub:
         login: str = "alice",
     ) -> FakeIssue:
         """Open an issue as a person would (no request, no validation)."""
-        return self._new_issue(self.repo(repo), title, body, list(labels), [], self._user(login))
+        issue = self._new_issue(self.repo(repo), title, body, list(labels), [], self._user(login))
+        self._charge_human()
+        return issue
 
     def human_edit_body(self, repo: str, number: int, body: str) -> FakeIssue:
         """Replace the issue body, bumping ``updated_at``/ETag if it changed."""
         issue = self.issue(repo, number)
         with self._touching(issue):
             issue.body = body
+        self._charge_human()
         return issue
 
     def human_edit_title(self, repo: str, number: int, title: str) -> FakeIssue:
@@ -670,6 +864,7 @@ class FakeGitHub:
         issue = self.issue(repo, number)
         with self._touching(issue):
             issue.title = title
+        self._charge_human()
         return issue
 
     def human_add_label(self, repo: str, number: int, name: str) -> FakeIssue:
@@ -678,6 +873,7 @@ class FakeGitHub:
         issue = self.issue(repo, number)
         with self._touching(issue):
             self._add_labels(state, issue, [name])
+        self._charge_human()
         return issue
 
     def human_remove_label(self, repo: str, number: int, name: str) -> FakeIssue:
@@ -687,12 +883,15 @@ class FakeGitHub:
             raise KeyError(f"issue {repo}#{number} has no label {name!r}")
         with self._touching(issue):
             issue.labels = [label for label in issue.labels if label.name.lower() != name.lower()]
+        self._charge_human()
         return issue
 
     def human_comment(self, repo: str, number: int, body: str, login: str = "alice") -> FakeComment:
         """Comment on an issue as ``login`` (bumps the issue's ``updated_at`` and count)."""
         issue = self.issue(repo, number)
-        return self._new_comment(issue, body, self._user(login))
+        comment = self._new_comment(issue, body, self._user(login))
+        self._charge_human()
+        return comment
 
     def human_close(
         self, repo: str, number: int, state_reason: str = "completed", login: str = "alice"
@@ -701,6 +900,7 @@ class FakeGitHub:
         issue = self.issue(repo, number)
         with self._touching(issue):
             self._set_state(issue, "closed", state_reason, self._user(login))
+        self._charge_human()
         return issue
 
     def human_reopen(self, repo: str, number: int, login: str = "alice") -> FakeIssue:
@@ -708,6 +908,7 @@ class FakeGitHub:
         issue = self.issue(repo, number)
         with self._touching(issue):
             self._set_state(issue, "open", None, self._user(login))
+        self._charge_human()
         return issue
 
     # ---------------------------------------------------------------- state internals
@@ -966,9 +1167,18 @@ class FakeGitHub:
             except ValueError:
                 bad_json = True
 
-        response = await self._dispatch(request, handler, bad_json)
+        self.in_flight += 1
+        request[_ARRIVED_WITH] = self.in_flight  # the concurrency limit judges the arrival
+        try:
+            response = await self._dispatch(request, handler, bad_json)
+        finally:
+            self.in_flight -= 1
         record.status = response.status
-        self._add_rate_limit_headers(response)
+        record.rate_limited = request.get(_LIMITED)
+        if self.limits is None:
+            self._add_rate_limit_headers(response)
+        else:
+            self._add_enforced_rate_limit_headers(request, response)
         return response
 
     async def _dispatch(
@@ -1002,13 +1212,17 @@ class FakeGitHub:
         self, request: web.Request, handler: Handler, bad_json: bool
     ) -> web.StreamResponse:
         try:
-            if not request.path.startswith(f"{self.prefix}/app/"):
+            app_endpoint = request.path.startswith(f"{self.prefix}/app/")
+            if not app_endpoint:
                 self._check_auth(request)  # the App endpoints check the App's JWT instead
-            if self.rate_limit_remaining <= 0:
+            if self.limits is not None:
+                if not app_endpoint:
+                    self._check_limits(request)
+            elif self.rate_limit_remaining <= 0:
                 raise _ApiError(
                     403,
                     f"API rate limit exceeded for user ID {self.bot.id}.",
-                    documentation_url="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+                    documentation_url=RATE_LIMITS_DOCS,
                 )
             if bad_json:
                 raise _ApiError(400, "Problems parsing JSON")
@@ -1035,6 +1249,53 @@ class FakeGitHub:
         )
         if scheme.lower() not in ("token", "bearer") or not accepted:
             raise _ApiError(401, "Bad credentials")
+
+    def _check_limits(self, request: web.Request) -> None:
+        """Enforced limits, for an authenticated REST request: refuse it (``_ApiError``, with
+        the request marked) or charge it."""
+        limits = self.limits
+        assert limits is not None
+        self._roll_primary_window()
+        if self.rate_limit_remaining <= 0:
+            self.primary_limit_hits += 1
+            request[_LIMITED] = "primary"
+            raise _ApiError(
+                403,
+                f"API rate limit exceeded for {self._principal(request)}.",
+                documentation_url=f"{RATE_LIMITS_DOCS}#about-primary-rate-limits",
+            )
+        request[_CHARGED] = True
+        if request[_ARRIVED_WITH] > limits.concurrent:
+            raise self._secondary_limit(request, None)
+        content = (
+            request.method in WRITE_METHODS
+            and request.match_info.http_exception is None
+            and request.path.removeprefix(self.prefix).startswith(("/repos/", "/repositories/"))
+        )
+        if content:
+            now = self._clock().timestamp()
+            retry_after = self._content_retry_after(now)
+            if retry_after is not None:
+                raise self._secondary_limit(request, retry_after)
+            self.content_writes.append(now)
+
+    def _secondary_limit(self, request: web.Request, retry_after: int | None) -> _ApiError:
+        self.secondary_limit_hits += 1
+        request[_LIMITED] = "secondary"
+        return _ApiError(
+            403,
+            SECONDARY_LIMIT_MESSAGE,
+            documentation_url=f"{RATE_LIMITS_DOCS}#about-secondary-rate-limits",
+            headers=None if retry_after is None else {"Retry-After": str(retry_after)},
+            with_status=False,
+        )
+
+    def _principal(self, request: web.Request) -> str:
+        """Whose primary budget a request spends, as GitHub names it in the 403."""
+        _, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if self.installation_id is not None and self.installation_token_live(credential.strip()):
+            return f"installation ID {self.installation_id}"
+        return f"user ID {self.bot.id}"
 
     def _check_app_jwt(self, request: web.Request) -> None:
         """Accept only a JWT signed with the App's key, issued by the App, and current."""
@@ -1099,6 +1360,23 @@ class FakeGitHub:
         for name, value in defaults.items():
             # Headers set by an injected fault (e.g. remaining=0) win.
             response.headers.setdefault(name, value)
+
+    def _add_enforced_rate_limit_headers(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        """The primary limit's headers, by the clock; only authenticated requests count."""
+        self._roll_primary_window()
+        if request.get(_CHARGED) and response.status != 304 and self.rate_limit_remaining > 0:
+            self.rate_limit_remaining -= 1
+        headers = {
+            "x-ratelimit-limit": str(self.rate_limit_limit),
+            "x-ratelimit-remaining": str(self.rate_limit_remaining),
+            "x-ratelimit-reset": str(self.rate_limit_reset),
+            "x-ratelimit-used": str(self.rate_limit_limit - self.rate_limit_remaining),
+            "x-ratelimit-resource": "core",
+        }
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)  # an injected fault's headers win
 
     def _api(self, request: web.Request) -> str:
         return f"{request.scheme}://{request.host}{self.prefix}"
