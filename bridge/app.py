@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import github
@@ -22,6 +25,7 @@ from bridge.clock import Clock, system_clock
 from bridge.config import Config
 from bridge.engine import Policy
 from bridge.github import render
+from bridge.github.budget import Budget
 from bridge.github.client import (
     DryRunTracker,
     GitHubAppAuth,
@@ -34,7 +38,7 @@ from bridge.github.sync import GitHubSync
 from bridge.ingest import Ingestor
 from bridge.metrics import Metrics
 from bridge.model import Classification, Incident, Priority
-from bridge.outbox import Outbox
+from bridge.outbox import Gate, Outbox
 from bridge.retention import Retention
 from bridge.rules import Rules
 from bridge.store.base import Store
@@ -185,6 +189,18 @@ async def _ensure_labels(
         delay = min(delay * 2, 300.0)
 
 
+def _writer_gate(store: Store, clock: Clock, lease: timedelta) -> Gate:
+    """The GitHub writer lease for this process: one replica at a time runs effects, so one
+    request at a time goes out per token and the shared budget is spent by one hand."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def gate(release: bool) -> bool:
+        ttl = timedelta(0) if release else lease
+        return await store.hold_lease("github-writer", holder, clock(), ttl)
+
+    return gate
+
+
 def create_app(
     config: Config,
     *,
@@ -201,8 +217,19 @@ def create_app(
     policy = build_policy(config, rules)
     app = web.Application(client_max_size=config.webhook.max_body_bytes + 1024)
     the_tracker = tracker or make_tracker(config, metrics, clock)
-    sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock)
-    outbox = Outbox(store, sync.run, clock, metrics, lease=config.store.lease)
+    budget = None
+    if not config.github.dry_run:
+        budget = Budget(
+            store,
+            clock,
+            metrics,
+            per_minute=config.github.budget.per_minute,
+            per_hour=config.github.budget.per_hour,
+            reserve=config.github.budget.reserve,
+        )
+    sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock, budget)
+    writer = _writer_gate(store, clock, config.store.lease)
+    outbox = Outbox(store, sync.run, clock, metrics, lease=config.store.lease, gate=writer)
     ingestor = Ingestor(store, policy, config.identity, clock, metrics, on_effects=outbox.wake)
     services = app[SERVICES] = Services(
         config=config,
@@ -235,6 +262,7 @@ def create_app(
                 await asyncio.wait_for(worker, _SHUTDOWN_DRAIN_SECONDS)
             except TimeoutError:
                 log.warning("outbox_drain_timeout")
+        await outbox.release()
         with contextlib.suppress(asyncio.CancelledError):
             await labels
         close = getattr(the_tracker, "close", None)

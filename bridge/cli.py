@@ -71,6 +71,11 @@ def _print_problems(problems: Sequence[str]) -> None:
 
 
 async def _serve(config: Config) -> None:
+    # Signals first: a SIGTERM during start-up (a rolling update) is a clean stop once started.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     app = create_app(config)
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None
@@ -87,10 +92,6 @@ async def _serve(config: Config) -> None:
     # pass, which were the longest pauses under load (docs/benchmarks.md).
     gc.collect()
     gc.freeze()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     log.info(
         "serving",
         listen=f"{config.listen_host}:{config.listen_port}",

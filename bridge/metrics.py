@@ -116,6 +116,34 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
             registry=r,
         )
+        self.github_budget_used = Gauge(
+            "incident_bridge_github_budget_used",
+            "GitHub content-creating requests made in the sliding window (all replicas).",
+            ["window"],
+            registry=r,
+        )
+        self.github_budget_factor = Gauge(
+            "incident_bridge_github_budget_factor",
+            "Share of github.budget in use: 1 until GitHub refuses a write, then halved and"
+            " growing back.",
+            registry=r,
+        )
+        self.github_budget_next_slot = Gauge(
+            "incident_bridge_github_budget_next_slot_seconds",
+            "Seconds until the budget allows the next write (0 when it allows one now).",
+            registry=r,
+        )
+        self.outbox_queue = Gauge(
+            "incident_bridge_outbox_queue",
+            "Effects waiting in the outbox (pending or running), by their incident's priority.",
+            ["priority"],
+            registry=r,
+        )
+        self.github_budget_factor.set(1.0)
+        for window in ("minute", "hour"):
+            self.github_budget_used.labels(window=window)
+        for priority in Priority:
+            self.outbox_queue.labels(priority=str(priority))
         self.pruned = Counter(
             "incident_bridge_pruned_rows",
             "Rows deleted by store.retention, by kind (timeline events, finished effects).",

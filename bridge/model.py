@@ -137,6 +137,11 @@ class Incident:
         prefix = "MAINT" if self.kind == "maint" else "INC"
         return f"{prefix}-{self.number:03d}" if self.number is not None else f"{prefix}-???"
 
+    @property
+    def urgent(self) -> bool:
+        """A P0/P1 incident: its GitHub writes go first and may use the budget's reserve."""
+        return self.kind == "incident" and self.priority.rank <= 1
+
     def firing_alerts(self) -> list[AlertState]:
         """Firing alerts, oldest first."""
         return sorted(

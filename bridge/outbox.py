@@ -26,6 +26,9 @@ from bridge.store.base import ClaimedEffect, Store, StoreUnavailable
 log = structlog.get_logger(__name__)
 
 Runner = Callable[[ClaimedEffect], Awaitable[None]]
+# Takes (False) or gives up (True) the right to run effects now: the GitHub writer lease, so one
+# replica at a time talks to GitHub with the token. Returns whether this worker holds it.
+Gate = Callable[[bool], Awaitable[bool]]
 
 _BACKOFF_BASE = 1.0
 _BACKOFF_MAX = 300.0
@@ -55,6 +58,7 @@ class Outbox:
         batch: int = 32,
         lease: timedelta = timedelta(seconds=60),
         rng: random.Random | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -63,6 +67,8 @@ class Outbox:
         self._batch = batch
         self._lease = lease
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._gate = gate
+        self._writer = gate is None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -75,8 +81,19 @@ class Outbox:
         self._stopping = True
         self._wake.set()
 
+    async def release(self) -> None:
+        """Hand the writer lease over now rather than when it runs out (a rolling update's
+        replacement, or another replica, takes over at once). After ``stop()``."""
+        if self._gate is not None and self._writer:
+            self._writer = False
+            with contextlib.suppress(StoreUnavailable):
+                await self._gate(True)
+
     async def run_once(self) -> int:
         """Run every effect due now (one pass); return how many were attempted."""
+        self._writer = self._gate is None or await self._gate(False)
+        if not self._writer:
+            return 0  # another replica is the writer; its lease ending makes this one it
         claimed_at = self._clock()
         claimed = await self._store.claim_effects(claimed_at, self._batch, self._lease)
         for index, effect in enumerate(claimed):
@@ -85,10 +102,12 @@ class Outbox:
             late = self._clock() - claimed_at > self._lease / 2
             if self._stopping or late:
                 # Release what we will not run, so another replica or the next pass takes it.
+                # Not running it tells nothing about an earlier attempt: an unknown outcome (a
+                # lapsed claim of a replica that died mid-request) stays unknown.
                 reason = "released at shutdown" if self._stopping else "released: lease half gone"
                 for rest in claimed[index:]:
                     await self._store.retry_effect(
-                        rest, self._clock(), reason, outcome_unknown=False
+                        rest, self._clock(), reason, outcome_unknown=rest.outcome_unknown
                     )
                 break
             await self._run(effect)
@@ -114,11 +133,13 @@ class Outbox:
             if error.retryable:
                 result = "retry"
                 delay = backoff(effect.attempts + 1, error.retry_after, self._rng)
+                # Unknown stays unknown until the effect is done: this attempt failing before
+                # it wrote anything does not tell whether an earlier one did.
                 await self._store.retry_effect(
                     effect,
                     self._clock() + timedelta(seconds=delay),
                     error_text,
-                    outcome_unknown=error.outcome_unknown,
+                    outcome_unknown=effect.outcome_unknown or error.outcome_unknown,
                 )
             else:
                 result = "failed"
@@ -162,7 +183,7 @@ class Outbox:
             try:
                 if await self.run_once():
                     continue
-                due = await self._store.next_due()
+                due = await self._store.next_due() if self._writer else None
             except StoreUnavailable as error:
                 log.warning("outbox_store_unavailable", error=str(error))
                 due = None
@@ -170,5 +191,6 @@ class Outbox:
             if due is not None:
                 timeout = min(_IDLE_POLL, max(0.0, (due - self._clock()).total_seconds()))
             if timeout > 0:
+                wake = self._wake.wait() if self._writer else asyncio.sleep(timeout)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(wake, timeout)

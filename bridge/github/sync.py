@@ -10,17 +10,21 @@ so text people write outside it survives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 
 from bridge.github import render
+from bridge.github.budget import Budget
 from bridge.github.client import GitHubError, IssueTracker
 from bridge.model import Incident
 from bridge.store.base import ClaimedEffect, IssueRecord, Store
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 _TIMELINE_EVENTS = 30
 _CLOCK_SKEW = timedelta(minutes=5)  # between our clock and GitHub's, when asking "since"
@@ -39,11 +43,26 @@ class GitHubSync:
         tracker: IssueTracker,
         options: render.RenderOptions,
         clock: Callable[[], datetime],
+        budget: Budget | None = None,
     ) -> None:
         self._store = store
         self._tracker = tracker
         self._options = options
         self._clock = clock
+        self._budget = budget
+
+    async def _write(self, urgent: bool, call: Callable[..., Awaitable[T]], *args: object) -> T:
+        """One content-creating request: charged to the budget first (BudgetExhausted, a
+        retryable GitHubError, when it has no slot); a rate-limit refusal shrinks the budget."""
+        if self._budget is not None:
+            await self._budget.spend(urgent=urgent)
+        try:
+            return await call(*args)
+        except GitHubError as error:
+            limited = error.status in (403, 429) and error.retry_after is not None
+            if limited and self._budget is not None:
+                await self._budget.refused(error.retry_after)
+            raise
 
     @property
     def repository(self) -> str:
@@ -53,12 +72,15 @@ class GitHubSync:
         """Run one effect. After an attempt whose outcome is unknown, a create or a comment is
         repeated only if its marker is not found on GitHub."""
         if effect.kind == "github.sync":
-            await self.sync(effect.incident_id, recover=effect.outcome_unknown)
+            await self.sync(
+                effect.incident_id, recover=effect.outcome_unknown, urgent=effect.urgent
+            )
         elif effect.kind == "github.comment":
             await self.comment(
                 effect.incident_id,
                 int(effect.payload["event_seq"]),
                 recover_since=effect.created_at if effect.outcome_unknown else None,
+                urgent=effect.urgent,
             )
         else:
             raise PermanentEffectError(f"unknown effect kind {effect.kind!r}")
@@ -85,7 +107,7 @@ class GitHubSync:
         await self._store.save_issue_record(record)
         return record
 
-    async def sync(self, incident_id: int, *, recover: bool = False) -> None:
+    async def sync(self, incident_id: int, *, recover: bool = False, urgent: bool = False) -> None:
         incident = await self._store.load_incident(incident_id)
         if incident is None:
             raise PermanentEffectError(f"incident {incident_id} is gone")
@@ -95,8 +117,12 @@ class GitHubSync:
         if record is None and recover:
             record = await self._adopt(incident, desired)
         if record is None:
-            created = await self._tracker.create_issue(
-                desired.title, desired.body, sorted(desired.labels)
+            created = await self._write(
+                urgent,
+                self._tracker.create_issue,
+                desired.title,
+                desired.body,
+                sorted(desired.labels),
             )
             record = IssueRecord(
                 incident_id=incident_id,
@@ -127,24 +153,34 @@ class GitHubSync:
             fields["state"] = desired.state
             if desired.state == "closed":
                 fields["state_reason"] = "completed"
-        if fields:
-            etag = await self._tracker.edit_issue(record.number, fields)
-            record.title, record.region, record.state = desired.title, desired.region, desired.state
-            record.etag = etag or record.etag
-        changed = bool(fields)
-        for label in sorted(desired.labels - record.labels):
-            await self._tracker.add_label(record.number, label)
-            record.labels.add(label)
-            changed = True
-        for label in sorted(record.labels - desired.labels):
-            await self._tracker.remove_label(record.number, label)
-            record.labels.discard(label)
-            changed = True
-        if changed:
-            await self._store.save_issue_record(record)
+        number = record.number
+        changed = False
+        try:
+            if fields:
+                etag = await self._write(urgent, self._tracker.edit_issue, number, fields)
+                record.title, record.region = desired.title, desired.region
+                record.state, record.etag = desired.state, etag or record.etag
+                changed = True
+            for label in sorted(desired.labels - record.labels):
+                await self._write(urgent, self._tracker.add_label, number, label)
+                record.labels.add(label)
+                changed = True
+            for label in sorted(record.labels - desired.labels):
+                await self._write(urgent, self._tracker.remove_label, number, label)
+                record.labels.discard(label)
+                changed = True
+        finally:
+            # Also when the budget or GitHub stops it half-way: what was done is not redone.
+            if changed:
+                await self._store.save_issue_record(record)
 
     async def comment(
-        self, incident_id: int, event_seq: int, *, recover_since: datetime | None = None
+        self,
+        incident_id: int,
+        event_seq: int,
+        *,
+        recover_since: datetime | None = None,
+        urgent: bool = False,
     ) -> None:
         incident = await self._store.load_incident(incident_id)
         event = await self._store.load_event(incident_id, event_seq)
@@ -154,7 +190,7 @@ class GitHubSync:
         if record is None:
             # The issue must exist first; the sync effect ahead of this one creates it. Reaching
             # here means it failed permanently: make the issue now.
-            await self.sync(incident_id)
+            await self.sync(incident_id, urgent=urgent)
             record = await self._store.issue_record(incident_id, self.repository)
             if record is None:
                 raise GitHubError("issue could not be created", retryable=True)
@@ -167,4 +203,5 @@ class GitHubSync:
                     "github_comment_found", issue=record.number, event_id=event.event_id(incident)
                 )
                 return
-        await self._tracker.create_comment(record.number, render.render_comment(incident, event))
+        number, body = record.number, render.render_comment(incident, event)
+        await self._write(urgent, self._tracker.create_comment, number, body)

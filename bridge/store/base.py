@@ -29,6 +29,7 @@ class ClaimedEffect:
     # The previous attempt may have reached the far side (crash, timeout, connection lost).
     outcome_unknown: bool = False
     incident_label: str = ""  # INC-042, for logs
+    urgent: bool = False  # a P0/P1 incident's: claimed first, may use the budget's reserve
 
 
 @dataclass(slots=True)
@@ -62,6 +63,8 @@ class OutboxStats:
     running: int
     failed: int
     oldest_pending: datetime | None
+    # Pending or running, by their incident's priority ("P0" .. "P3").
+    by_priority: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,24 @@ class Store(Protocol):
         incidents resolved before ``before``, and done or failed effects finished before it.
         Open incidents' events and unfinished effects are never touched. Deletes in small
         batches, so ingest never waits long behind it."""
+
+    async def hold_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``; False while
+        another holder's lease runs. (The GitHub writer: one replica writes at a time.)"""
+
+    async def urgent_waiting(self, now: datetime) -> bool:
+        """Whether a P0/P1 incident's effect is due and waiting to be run."""
+
+    async def writes_since(self, since: datetime) -> list[datetime]:
+        """The GitHub writes recorded after ``since``, oldest first."""
+
+    async def record_write(self, at: datetime) -> None:
+        """Record one GitHub write (and forget those older than an hour)."""
+
+    async def budget_factor(self) -> tuple[float, datetime | None]:
+        """The shared budget's factor and when GitHub last refused (None: never; factor 1)."""
+
+    async def set_budget_factor(self, factor: float, at: datetime) -> None: ...
 
     async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
         """Put back an incident rebuilt from its GitHub issue, keeping ``incident.number``

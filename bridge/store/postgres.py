@@ -186,6 +186,7 @@ async def _insert_events(conn: Conn, incident_id: int, events: list[TimelineEven
 
 
 async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now: datetime) -> None:
+    urgent = decision.incident is not None and decision.incident.urgent
     for effect in decision.effects:
         if effect.kind == "github.sync" and not decision.is_new:
             # FOR UPDATE: a replica claiming that pending sync right now either finished its
@@ -204,12 +205,20 @@ async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now:
         if effect.event_seq is not None:
             payload["event_seq"] = effect.event_seq
         await conn.execute(
-            "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at)"
-            " VALUES ($1, $2, $3, 'pending', $4, $4)",
+            "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
+            " urgent) VALUES ($1, $2, $3, 'pending', $4, $4, $5)",
             incident_id,
             effect.kind,
             codec.dumps(payload),
             now,
+            urgent,
+        )
+    if urgent and not decision.is_new:
+        # Raised to P0/P1: what the incident already has queued goes first too.
+        await conn.execute(
+            "UPDATE outbox SET urgent = true WHERE incident_id = $1 AND state IN"
+            " ('pending', 'running') AND NOT urgent",
+            incident_id,
         )
 
 
@@ -234,7 +243,7 @@ UPDATE outbox u SET state = 'running', claim = u.claim + 1, lease_until = $3,
 FROM picked, incidents i
 WHERE u.id = picked.id AND i.id = u.incident_id
 RETURNING u.id, u.incident_id, u.kind, u.payload, u.attempts, u.claim, u.created_at,
-          u.outcome_unknown, u.next_attempt_at, i.kind AS incident_kind, i.number
+          u.outcome_unknown, u.next_attempt_at, u.urgent, i.kind AS incident_kind, i.number
 """
 CLAIM_DUE = """
 WITH picked AS (
@@ -242,7 +251,7 @@ WITH picked AS (
     WHERE o.state = 'pending' AND o.next_attempt_at <= $1
       AND o.id = (SELECT min(p.id) FROM outbox p
                   WHERE p.incident_id = o.incident_id AND p.state IN ('pending', 'running'))
-    ORDER BY o.next_attempt_at, o.id
+    ORDER BY o.urgent DESC, o.next_attempt_at, o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
 )
@@ -251,7 +260,7 @@ UPDATE outbox u SET state = 'running', claim = u.claim + 1, lease_until = $3,
 FROM picked, incidents i
 WHERE u.id = picked.id AND i.id = u.incident_id
 RETURNING u.id, u.incident_id, u.kind, u.payload, u.attempts, u.claim, u.created_at,
-          u.outcome_unknown, u.next_attempt_at, i.kind AS incident_kind, i.number
+          u.outcome_unknown, u.next_attempt_at, u.urgent, i.kind AS incident_kind, i.number
 """
 
 _ISSUE_UPSERT = (
@@ -420,7 +429,7 @@ class PostgresStore:
                 else []
             )
         rows = sorted(lapsed, key=lambda r: r["id"]) + sorted(
-            due, key=lambda r: (r["next_attempt_at"], r["id"])
+            due, key=lambda r: (not r["urgent"], r["next_attempt_at"], r["id"])
         )
         return [
             ClaimedEffect(
@@ -433,6 +442,7 @@ class PostgresStore:
                 created_at=row["created_at"],
                 outcome_unknown=row["outcome_unknown"],
                 incident_label=_label(row["incident_kind"], row["number"]),
+                urgent=row["urgent"],
             )
             for row in rows
         ]
@@ -524,12 +534,18 @@ class PostgresStore:
             oldest = await conn.fetchval(
                 "SELECT min(created_at) FROM outbox WHERE state = 'pending'"
             )
+            queued = await conn.fetch(
+                "SELECT i.priority, count(*) FROM outbox o JOIN incidents i"
+                " ON i.id = o.incident_id WHERE o.state IN ('pending', 'running')"
+                " GROUP BY i.priority"
+            )
         counts = {row[0]: int(row[1]) for row in rows}
         return OutboxStats(
             pending=counts.get("pending", 0),
             running=counts.get("running", 0),
             failed=counts.get("failed", 0),
             oldest_pending=oldest,
+            by_priority={row[0]: int(row[1]) for row in queued},
         )
 
     # -- incidents -------------------------------------------------------------------------
@@ -701,6 +717,61 @@ class PostgresStore:
         if record is not None:
             record.incident_id = new_id
         return True
+
+    # -- the GitHub writer lease and write budget ---------------------------------------
+
+    async def hold_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        async with self._connection() as conn:
+            owner = await conn.fetchval(
+                "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until WHERE leases.holder = excluded.holder"
+                " OR leases.until <= $4 RETURNING holder",
+                name,
+                holder,
+                now + ttl,
+                now,
+            )
+        return bool(owner == holder)
+
+    async def urgent_waiting(self, now: datetime) -> bool:
+        async with self._connection() as conn:
+            found = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending' AND urgent"
+                " AND next_attempt_at <= $1)",
+                now,
+            )
+        return bool(found)
+
+    async def writes_since(self, since: datetime) -> list[datetime]:
+        async with self._connection() as conn:
+            rows = await conn.fetch("SELECT at FROM github_writes WHERE at > $1 ORDER BY at", since)
+        return [row["at"] for row in rows]
+
+    async def record_write(self, at: datetime) -> None:
+        async with self._transaction() as conn:
+            await conn.execute("INSERT INTO github_writes (at) VALUES ($1)", at)
+            await conn.execute("DELETE FROM github_writes WHERE at < $1", at - timedelta(hours=1))
+
+    async def budget_factor(self) -> tuple[float, datetime | None]:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT factor, changed_at FROM github_budget WHERE name = 'github'"
+            )
+        if row is None:
+            return 1.0, None
+        changed: datetime = row["changed_at"]
+        return float(row["factor"]), changed
+
+    async def set_budget_factor(self, factor: float, at: datetime) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO github_budget (name, factor, changed_at) VALUES ('github', $1, $2)"
+                " ON CONFLICT (name) DO UPDATE SET factor = excluded.factor,"
+                " changed_at = excluded.changed_at",
+                factor,
+                at,
+            )
 
 
 def _event(row: asyncpg.Record) -> TimelineEvent:

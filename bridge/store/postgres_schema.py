@@ -83,4 +83,22 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (incident_id, repository)
     );
     """,
+    # 2: P0/P1 effects claimed first; the GitHub writer lease and write budget (shared state)
+    """
+    ALTER TABLE outbox ADD COLUMN urgent BOOLEAN NOT NULL DEFAULT false;
+    CREATE INDEX outbox_due_urgent ON outbox (urgent DESC, next_attempt_at, id)
+        WHERE state = 'pending';
+    CREATE TABLE leases (
+        name   TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until  TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE github_writes (at TIMESTAMPTZ NOT NULL);
+    CREATE INDEX github_writes_at ON github_writes (at);
+    CREATE TABLE github_budget (
+        name       TEXT PRIMARY KEY,
+        factor     DOUBLE PRECISION NOT NULL,
+        changed_at TIMESTAMPTZ NOT NULL
+    );
+    """,
 )

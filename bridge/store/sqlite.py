@@ -173,7 +173,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 _CLAIM_HEAD = (
     "SELECT o.id, o.incident_id, o.kind, o.payload, o.attempts, o.claim, o.created_at,"
-    " o.outcome_unknown, o.state, i.kind, i.number FROM outbox o"
+    " o.outcome_unknown, o.state, i.kind, i.number, o.urgent FROM outbox o"
     " JOIN incidents i ON i.id = o.incident_id WHERE "
 )
 _CLAIM_OLDEST = (
@@ -188,7 +188,7 @@ CLAIM_LAPSED = (
 )
 CLAIM_DUE = (
     f"{_CLAIM_HEAD}o.state = 'pending' AND o.next_attempt_at <= ?{_CLAIM_OLDEST}"
-    " ORDER BY o.next_attempt_at, o.id LIMIT ?"
+    " ORDER BY o.urgent DESC, o.next_attempt_at, o.id LIMIT ?"
 )
 
 
@@ -243,6 +243,7 @@ def _insert_events(conn: sqlite3.Connection, incident_id: int, events: list[Time
 def _insert_effects(
     conn: sqlite3.Connection, incident_id: int, decision: Decision, now: float
 ) -> None:
+    urgent = decision.incident is not None and decision.incident.urgent
     for effect in decision.effects:
         if effect.kind == "github.sync" and not decision.is_new:
             last = conn.execute(
@@ -256,9 +257,16 @@ def _insert_effects(
         if effect.event_seq is not None:
             payload["event_seq"] = effect.event_seq
         conn.execute(
-            "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, 'pending', ?, ?)",
-            (incident_id, effect.kind, codec.dumps(payload), now, now),
+            "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
+            " urgent) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+            (incident_id, effect.kind, codec.dumps(payload), now, now, urgent),
+        )
+    if urgent and not decision.is_new:
+        # Raised to P0/P1: what the incident already has queued goes first too.
+        conn.execute(
+            "UPDATE outbox SET urgent = 1 WHERE incident_id = ? AND state IN"
+            " ('pending', 'running') AND urgent = 0",
+            (incident_id,),
         )
 
 
@@ -351,13 +359,17 @@ class SqliteStore:
         self._reader = await self._read(lambda: _connect(self.path, readonly=True))
         if self._lock is None:
             return  # a read-only user: a serve may be running these effects right now
-        # A single SQLite process: whatever was running when it last stopped was interrupted.
-        await self._write(
-            lambda c: c.execute(
+
+        # A single SQLite process: whatever was running when it last stopped was interrupted,
+        # and the leases it held are nobody's now.
+        def interrupted(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "UPDATE outbox SET state = 'pending', outcome_unknown = 1, lease_until = NULL"
                 " WHERE state = 'running'"
             )
-        )
+            conn.execute("DELETE FROM leases")
+
+        await self._write(interrupted)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -449,6 +461,7 @@ class SqliteStore:
                 state,
                 incident_kind,
                 number,
+                urgent,
             ) in rows:
                 lapsed = state == "running"
                 prefix = "MAINT" if incident_kind == "maint" else "INC"
@@ -468,6 +481,7 @@ class SqliteStore:
                         created_at=codec.from_epoch(created),
                         outcome_unknown=bool(unknown) or lapsed,
                         incident_label=f"{prefix}-{number:03d}",
+                        urgent=bool(urgent),
                     )
                 )
             return claimed
@@ -552,11 +566,17 @@ class SqliteStore:
                 )
             )
             oldest = self._row("SELECT MIN(created_at) FROM outbox WHERE state = 'pending'")[0]
+            queued = self._rows(
+                "SELECT i.priority, COUNT(*) FROM outbox o JOIN incidents i"
+                " ON i.id = o.incident_id WHERE o.state IN ('pending', 'running')"
+                " GROUP BY i.priority"
+            )
             return OutboxStats(
                 pending=counts.get("pending", 0),
                 running=counts.get("running", 0),
                 failed=counts.get("failed", 0),
                 oldest_pending=codec.from_epoch(oldest) if oldest is not None else None,
+                by_priority={str(p): int(n) for p, n in queued},
             )
 
         return await self._read(read)
@@ -771,3 +791,69 @@ class SqliteStore:
         if record is not None:
             record.incident_id = new_id
         return True
+
+    # -- the GitHub writer lease and write budget ---------------------------------------
+
+    async def hold_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        at, until = codec.epoch(now), codec.epoch(now + ttl)
+
+        def unit(conn: sqlite3.Connection) -> bool:
+            conn.execute(
+                "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until WHERE leases.holder = excluded.holder"
+                " OR leases.until <= ?",
+                (name, holder, until, at),
+            )
+            row = conn.execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
+            return bool(row is not None and row[0] == holder)
+
+        return await self._write(unit)
+
+    async def urgent_waiting(self, now: datetime) -> bool:
+        at = codec.epoch(now)
+        return await self._read(
+            lambda: (
+                self._row(
+                    "SELECT 1 FROM outbox WHERE state = 'pending' AND urgent = 1"
+                    " AND next_attempt_at <= ? LIMIT 1",
+                    (at,),
+                )
+                is not None
+            )
+        )
+
+    async def writes_since(self, since: datetime) -> list[datetime]:
+        rows = await self._read(
+            lambda: self._rows(
+                "SELECT at FROM github_writes WHERE at > ? ORDER BY at", (codec.epoch(since),)
+            )
+        )
+        return [codec.from_epoch(at) for (at,) in rows]
+
+    async def record_write(self, at: datetime) -> None:
+        moment = codec.epoch(at)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO github_writes (at) VALUES (?)", (moment,))
+            conn.execute("DELETE FROM github_writes WHERE at < ?", (moment - 3600.0,))
+
+        await self._write(unit)
+
+    async def budget_factor(self) -> tuple[float, datetime | None]:
+        row = await self._read(
+            lambda: self._row("SELECT factor, changed_at FROM github_budget WHERE name = 'github'")
+        )
+        if row is None:
+            return 1.0, None
+        return float(row[0]), codec.from_epoch(row[1])
+
+    async def set_budget_factor(self, factor: float, at: datetime) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO github_budget (name, factor, changed_at) VALUES ('github', ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET factor = excluded.factor,"
+                " changed_at = excluded.changed_at",
+                (factor, codec.epoch(at)),
+            )
+        )

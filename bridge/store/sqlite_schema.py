@@ -73,4 +73,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX incidents_resolved ON incidents (resolved_at) WHERE state != 'open';
     CREATE INDEX outbox_finished ON outbox (finished_at) WHERE state IN ('done', 'failed');
     """,
+    # 3: P0/P1 effects claimed first; the GitHub writer lease and write budget (shared state)
+    """
+    ALTER TABLE outbox ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_due_urgent ON outbox (urgent DESC, next_attempt_at, id)
+        WHERE state = 'pending';
+    CREATE TABLE leases (
+        name   TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until  REAL NOT NULL
+    );
+    CREATE TABLE github_writes (at REAL NOT NULL);
+    CREATE INDEX github_writes_at ON github_writes (at);
+    CREATE TABLE github_budget (
+        name       TEXT PRIMARY KEY,
+        factor     REAL NOT NULL,
+        changed_at REAL NOT NULL
+    );
+    """,
 )

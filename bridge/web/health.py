@@ -42,6 +42,8 @@ async def metrics(request: web.Request) -> web.Response:
         m.outbox_oldest_age.set(max(0.0, age))
         for priority in Priority:
             m.incidents_open.labels(priority=str(priority)).set(counts.get(str(priority), 0))
+            queued = stats.by_priority.get(str(priority), 0)
+            m.outbox_queue.labels(priority=str(priority)).set(queued)
     return web.Response(
         body=generate_latest(m.registry),
         headers={"Content-Type": CONTENT_TYPE_LATEST},
