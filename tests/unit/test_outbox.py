@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from bridge.clock import FakeClock
+from bridge.github.client import GitHubError
 from bridge.metrics import Metrics
 from bridge.outbox import Outbox
-from bridge.store.base import ClaimedEffect
+from bridge.store.base import ClaimedEffect, Store
+from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
-from store_support import T0, opened
+from store_support import LEASE, T0, opened
 
 
 @pytest.fixture
@@ -71,3 +73,72 @@ async def test_a_stopping_worker_releases_its_batch(store: SqliteStore) -> None:
     assert len(ran) == 1
     stats = await store.outbox_stats()
     assert (stats.pending, stats.running) == (2, 0)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, FakeClock]]:
+    """A store on either backend, and the fake clock it and the worker share."""
+    clock = FakeClock(T0)
+    s: Store
+    if request.param == "postgres":
+        s = PostgresStore(request.getfixturevalue("postgres_db"), clock=clock)
+    else:
+        s = SqliteStore(tmp_path / "s.db", clock=clock)
+    await s.open()
+    yield s, clock
+    await s.close()
+
+
+async def test_a_taken_over_claim_released_at_half_the_lease_stays_unknown(
+    shared: tuple[Store, FakeClock],
+) -> None:
+    """A replica claims three effects and dies mid-request: once the lease lapses another
+    worker takes them over with the outcome unknown. It is slow and releases the two it has not
+    started at half its lease; they must come back still unknown, so that whoever runs them
+    looks for the dead replica's issue or comment before creating one again."""
+    store, clock = shared
+    for n in range(3):
+        await opened(store, clock, group=f"g{n}")
+    assert len(await store.claim_effects(clock(), 10, LEASE)) == 3  # the replica that dies
+    clock.advance(LEASE.total_seconds() + 1)
+    seen: list[tuple[int, bool]] = []
+
+    async def slow(effect: ClaimedEffect) -> None:
+        seen.append((effect.incident_id, effect.outcome_unknown))
+        clock.advance(40)
+
+    outbox = Outbox(store, slow, clock, Metrics(), lease=LEASE)
+    assert await outbox.run_once() == 3
+    assert len(seen) == 1  # the other two were released
+    await outbox.drain()
+    assert len({incident for incident, _ in seen}) == len(seen) == 3
+    assert all(unknown for _, unknown in seen)
+
+
+async def test_a_retry_after_an_unknown_outcome_stays_unknown(
+    shared: tuple[Store, FakeClock],
+) -> None:
+    """The first attempt timed out (GitHub may have made the issue); the second is refused
+    before it sends anything (rate limited). The third must still look for the first one's
+    issue: a later attempt failing says nothing about what an earlier one did."""
+    store, clock = shared
+    await opened(store, clock)
+    errors = [
+        GitHubError("timed out", retryable=True, outcome_unknown=True),
+        GitHubError("rate limited", retryable=True, status=429, retry_after=10.0),
+    ]
+    seen: list[bool] = []
+
+    async def flaky(effect: ClaimedEffect) -> None:
+        seen.append(effect.outcome_unknown)
+        if errors:
+            raise errors.pop(0)
+
+    outbox = Outbox(store, flaky, clock, Metrics())
+    for _ in range(3):
+        assert await outbox.run_once() == 1
+        clock.advance(400)  # past any backoff
+    assert seen == [False, True, True]
+    assert (await store.outbox_stats()).pending == 0
