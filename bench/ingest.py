@@ -274,6 +274,8 @@ async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
         (run / "bridge.yaml").write_text(
             f"listen: 127.0.0.1:{port}\nstore:\n  url: sqlite:///state.db\n"
             f"github:\n  api_url: {github.base_url}\n  repository: {REPO}\n  token: {TOKEN}\n"
+            # GitHub's own limits, no reserve: this measures latency, not the budget's pacing.
+            "  budget: {per_minute: 80, per_hour: 500, reserve: 0}\n"
         )
         argv = [sys.executable, "-m", "bridge", "serve", "--config", str(run / "bridge.yaml")]
         bridge = await start_server(argv, port, ROOT)
