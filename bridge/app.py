@@ -120,6 +120,9 @@ def label_specs(config: Config, rules: Rules) -> list[LabelSpec]:
         LabelSpec("maintenance-adaptive", "1d76db", "Adaptive maintenance: environment changes"),
         LabelSpec("maintenance-preventive", "fbca04", "Preventive maintenance: scheduled"),
         LabelSpec("resolved", "0e8a16", "Every alert resolved"),
+        LabelSpec(
+            "storm", "5319e7", "Alert storm roll-up: groups listed while the budget is spent"
+        ),
     ]
     colors = {
         Priority.P0: "b60205",

@@ -36,7 +36,8 @@ class Priority(enum.StrEnum):
 
 AlertStatus = Literal["firing", "resolved"]
 IncidentState = Literal["open", "resolved"]
-IncidentKind = Literal["incident", "maint"]
+# "storm": an alert storm roll-up (bridge/storm.py), numbered like incidents (INC-NNN).
+IncidentKind = Literal["incident", "maint", "storm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,7 @@ class TimelineEvent:
         return f"{incident.display_id}.{self.seq}"
 
 
-EffectKind = Literal["github.sync", "github.comment"]
+EffectKind = Literal["github.sync", "github.comment", "github.storm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +188,16 @@ class EffectSpec:
     payload: dict[str, Any] = field(default_factory=dict)
     # Comments refer to the event that caused them (its seq within the incident).
     event_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StormMember:
+    """An incident listed in an alert storm roll-up, with its own issue's number if it has one."""
+
+    incident: Incident
+    issue_number: int | None
+
+    @property
+    def waiting(self) -> bool:
+        """Still firing and listed only: it gets its own issue when the budget allows."""
+        return self.incident.state == "open" and self.issue_number is None

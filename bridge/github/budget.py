@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from bridge import storm as storms
 from bridge.clock import Clock
 from bridge.github.client import GitHubError
 from bridge.metrics import Metrics
@@ -72,11 +73,20 @@ def grown(factor: float, since: datetime | None, now: datetime) -> float:
     return min(1.0, factor + steps * GROW_STEP)
 
 
-class BudgetExhausted(GitHubError):
-    """No write may be made now; retry after ``retry_after`` seconds (nothing was sent)."""
+def free_slots(writes: list[datetime], now: datetime, limits: Limits) -> tuple[int, int]:
+    """Writes that still fit now in the minute and in the hour window."""
+    minute = sum(1 for w in writes if w > now - MINUTE)
+    hour = sum(1 for w in writes if w > now - HOUR)
+    return max(0, limits.per_minute - minute), max(0, limits.per_hour - hour)
 
-    def __init__(self, message: str, retry_after: float) -> None:
+
+class BudgetExhausted(GitHubError):
+    """No write may be made now; retry after ``retry_after`` seconds (nothing was sent).
+    ``spent``: the share itself is used up (not merely waiting behind a P0/P1 write)."""
+
+    def __init__(self, message: str, retry_after: float, *, spent: bool = True) -> None:
         super().__init__(message, retryable=True, retry_after=retry_after)
+        self.spent = spent
 
 
 class Budget:
@@ -108,7 +118,7 @@ class Budget:
         now = self._clock()
         if not urgent and await self._store.urgent_waiting(now):
             raise BudgetExhausted(
-                "a P0/P1 write is waiting: P2/P3 writes go after it", URGENT_RETRY
+                "a P0/P1 write is waiting: P2/P3 writes go after it", URGENT_RETRY, spent=False
             )
         writes = await self._store.writes_since(now - HOUR)
         wait = wait_for_slot(writes, now, await self.limits(urgent=urgent))
@@ -121,6 +131,17 @@ class Budget:
             )
         await self._store.record_write(now)
         self._observe([*writes, now], now, 0.0)
+
+    async def spare(self) -> int:
+        """How many P2/P3 writes may be asked for now without eating into what the hour's
+        P2/P3 share keeps for the roll-ups and ordinary updates (storm.promotions); 0 while a
+        P0/P1 write waits."""
+        now = self._clock()
+        if await self._store.urgent_waiting(now):
+            return 0
+        limits = await self.limits(urgent=False)
+        minute, hour = free_slots(await self._store.writes_since(now - HOUR), now, limits)
+        return storms.promotions(minute, hour, limits.per_hour)
 
     async def refused(self, retry_after: float | None) -> None:
         """GitHub said 403/429 to a write: halve the budget, for every replica."""

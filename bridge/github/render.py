@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from bridge import snapshot
-from bridge.model import AlertState, Incident, Priority, TimelineEvent
+from bridge.model import AlertState, Incident, Priority, StormMember, TimelineEvent
 
 BEGIN = "<!-- incident-bridge:begin -->"
 END = "<!-- incident-bridge:end -->"
@@ -118,7 +118,7 @@ def title_of(incident: Incident) -> str:
 
 
 def marker(incident: Incident) -> str:
-    kind = "maint" if incident.kind == "maint" else "incident"
+    kind = incident.kind  # incident | maint | storm
     return f"<!-- incident-bridge:v1 kind={kind} id={incident.display_id} key={incident.key} -->"
 
 
@@ -358,6 +358,7 @@ def managed_labels(options: RenderOptions) -> frozenset[str]:
         "incident-bridge",
         "incident",
         "resolved",
+        "storm",
         *(f"maintenance-{kind}" for kind in ("corrective", *_MAINT_PREFIX)),
         *options.extra_labels,
     }
@@ -424,3 +425,98 @@ def render_comment(incident: Incident, event: TimelineEvent) -> str:
     else:
         head = f"**{escape(event.kind, 40)}** at {_time(event.at)}: {escape(event.text, 300)}"
     return f"{head}\n\n{comment_marker(event.event_id(incident))}"
+
+
+# -- alert storm roll-ups (bridge/storm.py) --------------------------------------------------
+
+STORM_OVER = "over"  # the "storm over" comment's event id is INC-NNN.over
+
+
+def _storm_line(member: StormMember, summary_limit: int) -> str:
+    incident = member.incident
+    resolved = incident.state != "open"
+    parts = [
+        f"- [{'x' if resolved else ' '}] {incident.display_id}",
+        str(incident.priority),
+        "resolved" if resolved else "firing",
+    ]
+    if member.issue_number is not None:
+        parts.append(f"#{member.issue_number}")
+    if summary_limit:
+        parts.append(escape(incident.summary, summary_limit))
+    return " · ".join(parts)
+
+
+def _storm_status(storm: Incident, members: Sequence[StormMember], over: bool) -> str:
+    if members and all(m.incident.state != "open" for m in members):
+        return "**Status**: ✅ Every listed group has resolved"
+    if over:
+        return (
+            "**Status**: 🌤️ Storm over: every listed group still firing has its own issue"
+            " (linked below); this issue closes when they have all resolved"
+        )
+    return f"**Status**: 🌩️ Storm since {_time(storm.opened_at)}"
+
+
+def render_storm(
+    storm: Incident, members: Sequence[StormMember], options: RenderOptions, *, over: bool
+) -> DesiredIssue:
+    """The roll-up issue of a storm: a checklist of the groups it lists, ticked when resolved,
+    with each group's priority, state and own issue (``#N``) once it has one."""
+    highest = Priority.highest(*(m.incident.priority for m in members)) if members else None
+    ordered = sorted(members, key=lambda m: (m.incident.priority.rank, m.incident.number or 0))
+    firing = sum(1 for m in members if m.incident.state == "open")
+    own = sum(1 for m in members if m.issue_number is not None)
+    head = [
+        BEGIN,
+        f"**Alert storm**: {len(members)} alert groups opened faster than the GitHub write"
+        " budget allows. They are listed here rather than each getting an issue at once; a"
+        " group still firing gets its own issue when the budget allows, linked here.",
+        _storm_status(storm, members, over),
+    ]
+    if highest is not None:
+        style = options.styles[highest]
+        head.append(f"**Highest priority**: {style.name} ({highest})")
+    head += [
+        f"**Groups**: {firing} firing, {len(members) - firing} resolved, {own} with an issue"
+        " of their own",
+        "",
+        "## Alert groups",
+        "",
+    ]
+    tail = [END]
+    for summary_limit in (80, 40, 0):
+        lines = [_storm_line(m, summary_limit) for m in ordered]
+        if sum(len(line) + 1 for line in lines) < _BODY_BUDGET - 2000:
+            break
+    else:
+        kept: list[str] = []
+        size = 0
+        for line in lines:
+            size += len(line) + 1
+            if size >= _BODY_BUDGET - 2000:
+                break
+            kept.append(line)
+        lines = [*kept, "", f"_{len(lines) - len(kept)} more groups not listed here._"]
+    region = "\n".join([*head, *lines, *tail])
+    labels = {"incident-bridge", "incident", "storm"}
+    if highest is not None:
+        labels.add(options.styles[highest].label)
+    resolved = bool(members) and all(m.incident.state != "open" for m in members)
+    return DesiredIssue(
+        title=f"[{storm.display_id}] Alert storm: {len(members)} alert groups",
+        region=region,
+        body="\n\n".join([region, marker(storm)]),
+        labels=frozenset(labels),
+        state="closed" if resolved else "open",
+    )
+
+
+def render_storm_over(storm: Incident, at: datetime) -> str:
+    """The one comment saying the storm is over, with its event marker."""
+    return (
+        f"🌤️ **Storm over** at {_time(at)}: every group listed here that is still firing has its"
+        " own issue now, and new groups get their own issues again. This issue closes when the"
+        " groups listed here have all resolved."
+        f"\n\n{comment_marker(f'{storm.display_id}.{STORM_OVER}')}"
+    )

@@ -16,11 +16,12 @@ from typing import TypeVar
 
 import structlog
 
+from bridge import storm as storms
 from bridge.github import render
-from bridge.github.budget import Budget
+from bridge.github.budget import Budget, BudgetExhausted
 from bridge.github.client import GitHubError, IssueTracker
 from bridge.model import Incident
-from bridge.store.base import ClaimedEffect, IssueRecord, Store
+from bridge.store.base import ClaimedEffect, IssueRecord, Store, Storm
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +36,8 @@ class PermanentEffectError(Exception):
 
 
 class GitHubSync:
-    """Runs ``github.sync`` and ``github.comment`` effects against one repository."""
+    """Runs ``github.sync``, ``github.comment`` and ``github.storm`` effects against one
+    repository."""
 
     def __init__(
         self,
@@ -82,6 +84,11 @@ class GitHubSync:
                 recover_since=effect.created_at if effect.outcome_unknown else None,
                 urgent=effect.urgent,
             )
+        elif effect.kind == "github.storm":
+            await self.storm(
+                effect.incident_id,
+                recover_since=effect.created_at if effect.outcome_unknown else None,
+            )
         else:
             raise PermanentEffectError(f"unknown effect kind {effect.kind!r}")
 
@@ -107,39 +114,36 @@ class GitHubSync:
         await self._store.save_issue_record(record)
         return record
 
-    async def sync(self, incident_id: int, *, recover: bool = False, urgent: bool = False) -> None:
-        incident = await self._store.load_incident(incident_id)
-        if incident is None:
-            raise PermanentEffectError(f"incident {incident_id} is gone")
-        events = await self._store.load_events(incident_id, _TIMELINE_EVENTS)
-        desired = render.render_issue(incident, events, self._options)
-        record = await self._store.issue_record(incident_id, self.repository)
-        if record is None and recover:
-            record = await self._adopt(incident, desired)
-        if record is None:
-            created = await self._write(
-                urgent,
-                self._tracker.create_issue,
-                desired.title,
-                desired.body,
-                sorted(desired.labels),
-            )
-            record = IssueRecord(
-                incident_id=incident_id,
-                repository=self.repository,
-                number=created.number,
-                url=created.url,
-                title=desired.title,
-                body=desired.body,
-                region=desired.region,
-                labels=set(desired.labels),
-                state="open",
-                etag=created.etag,
-            )
-            # Recorded at once: a create must never be repeated once it is known to have happened.
-            await self._store.save_issue_record(record)
-            log.info("github_issue_created", issue=created.number, incident=incident.display_id)
+    async def _create(
+        self, incident: Incident, desired: render.DesiredIssue, urgent: bool
+    ) -> IssueRecord:
+        assert incident.id is not None
+        created = await self._write(
+            urgent,
+            self._tracker.create_issue,
+            desired.title,
+            desired.body,
+            sorted(desired.labels),
+        )
+        record = IssueRecord(
+            incident_id=incident.id,
+            repository=self.repository,
+            number=created.number,
+            url=created.url,
+            title=desired.title,
+            body=desired.body,
+            region=desired.region,
+            labels=set(desired.labels),
+            state="open",
+            etag=created.etag,
+        )
+        # Recorded at once: a create must never be repeated once it is known to have happened.
+        await self._store.save_issue_record(record)
+        log.info("github_issue_created", issue=created.number, incident=incident.display_id)
+        return record
 
+    async def _apply(self, record: IssueRecord, desired: render.DesiredIssue, urgent: bool) -> None:
+        """Make an existing issue match ``desired``: one PATCH, then labels one by one."""
         fields: dict[str, str] = {}
         if desired.title != record.title:
             fields["title"] = desired.title
@@ -174,6 +178,105 @@ class GitHubSync:
             if changed:
                 await self._store.save_issue_record(record)
 
+    async def sync(self, incident_id: int, *, recover: bool = False, urgent: bool = False) -> None:
+        incident = await self._store.load_incident(incident_id)
+        if incident is None:
+            raise PermanentEffectError(f"incident {incident_id} is gone")
+        events = await self._store.load_events(incident_id, _TIMELINE_EVENTS)
+        desired = render.render_issue(incident, events, self._options)
+        record = await self._store.issue_record(incident_id, self.repository)
+        storm_id = await self._store.storm_of(incident_id) if incident.kind == "incident" else None
+        if record is None and recover:
+            record = await self._adopt(incident, desired)
+        if record is None:
+            if storm_id is not None and incident.state != "open":
+                # Resolved while only listed in a storm's roll-up: never an issue of its own.
+                await self._store.queue_storm(storm_id, self._clock())
+                return
+            try:
+                record = await self._create(incident, desired, urgent)
+            except BudgetExhausted as refused:
+                if not refused.spent or urgent or incident.urgent or incident.kind != "incident":
+                    raise  # P0/P1 wait for the reserve; behind a P0/P1, wait for it
+                # Storm mode: listed in the roll-up now; an own issue later if budget allows.
+                storm_id = await self._store.join_storm(incident_id, self._clock())
+                log.info("github_storm_listed", incident=incident.display_id, storm=storm_id)
+                return
+        await self._apply(record, desired, urgent)
+        if storm_id is not None:
+            # The roll-up shows its groups' state: edit it (coalesced, at most once a minute).
+            await self._store.queue_storm(storm_id, self._clock())
+
+    async def storm(self, storm_id: int, *, recover_since: datetime | None = None) -> None:
+        """Make a storm's roll-up issue match the storm: create or edit it (at most one edit
+        per storm.EDIT_GAP), announce once that the storm is over, close it when every listed
+        group has resolved, and ask for own issues for groups still firing while the budget
+        has P2/P3 writes to spare."""
+        now = self._clock()
+        storm = await self._store.load_storm(storm_id, self.repository)
+        if storm is None:
+            raise PermanentEffectError(f"storm {storm_id} is gone")
+        waiting = [m for m in storm.members if m.waiting]
+        over = storm.over_at is not None
+        if not over and not waiting:
+            over = await self._store.storm_over(storm_id, self.repository, now)
+        desired = render.render_storm(storm.incident, storm.members, self._options, over=over)
+        # Charged to the reserve only while a P0/P1 is inside (listed and open).
+        urgent = any(m.incident.urgent and m.incident.state == "open" for m in storm.members)
+        record = await self._store.issue_record(storm_id, self.repository)
+        if record is None and recover_since is not None:
+            record = await self._adopt(storm.incident, desired)
+        wrote = False
+        if record is None:
+            record = await self._create(storm.incident, desired, urgent)
+            wrote = True
+        if over and storm.announced_at is None:
+            await self._storm_over(storm, record, urgent, recover_since)
+        differs = (
+            desired.title != record.title
+            or desired.region != record.region
+            or desired.state != record.state
+            or desired.labels != record.labels
+        )
+        if differs:
+            since = now - storm.edited_at if storm.edited_at is not None else None
+            if not wrote and since is not None and since < storms.EDIT_GAP:
+                wait = (storms.EDIT_GAP - since).total_seconds()
+                raise GitHubError(f"roll-up edited {since} ago", retryable=True, retry_after=wait)
+            await self._apply(record, desired, urgent)
+            wrote = True
+        if wrote:
+            await self._store.record_storm_write(
+                storm_id,
+                now,
+                priority=storms.highest(storm.members),
+                resolved=desired.state == "closed",
+            )
+        if waiting:
+            # Own issues for the groups still firing, as far as the P2/P3 share allows.
+            room = await self._budget.spare() if self._budget is not None else len(waiting)
+            ids = [m.incident.id for m in waiting if not m.incident.urgent and m.incident.id]
+            if ids[:room]:
+                await self._store.queue_syncs(ids[:room], now)
+            await self._store.queue_storm(storm_id, now + storms.EDIT_GAP)  # look again then
+
+    async def _storm_over(
+        self,
+        storm: Storm,
+        record: IssueRecord,
+        urgent: bool,
+        recover_since: datetime | None,
+    ) -> None:
+        assert storm.incident.id is not None
+        storm_marker = render.comment_marker(f"{storm.incident.display_id}.{render.STORM_OVER}")
+        posted = recover_since is not None and await self._tracker.find_comment(
+            record.number, storm_marker, recover_since - _CLOCK_SKEW
+        )
+        if not posted:
+            body = render.render_storm_over(storm.incident, self._clock())
+            await self._write(urgent, self._tracker.create_comment, record.number, body)
+        await self._store.storm_announced(storm.incident.id, self._clock())
+
     async def comment(
         self,
         incident_id: int,
@@ -188,6 +291,12 @@ class GitHubSync:
             raise PermanentEffectError(f"event {event_seq} of incident {incident_id} is gone")
         record = await self._store.issue_record(incident_id, self.repository)
         if record is None:
+            storm_id = await self._store.storm_of(incident_id)
+            if storm_id is not None:
+                # Listed in a storm's roll-up without an issue of its own: no comment, the
+                # roll-up shows the state (its edit is queued, at most once a minute).
+                await self._store.queue_storm(storm_id, self._clock())
+                return
             # The issue must exist first; the sync effect ahead of this one creates it. Reaching
             # here means it failed permanently: make the issue now.
             await self.sync(incident_id, urgent=urgent)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bridge.engine import Decision
-from bridge.model import EffectKind, Incident, TimelineEvent
+from bridge.model import EffectKind, Incident, Priority, StormMember, TimelineEvent
 
 
 class StoreUnavailable(Exception):
@@ -73,6 +73,17 @@ class PruneResult:
 
     events: int
     effects: int
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """An alert storm roll-up (bridge/storm.py): its incident row and the groups it lists."""
+
+    incident: Incident  # kind "storm"
+    members: list[StormMember]  # by INC number
+    edited_at: datetime | None  # the roll-up issue's last write (edits are paced by it)
+    over_at: datetime | None  # no listed group waited for its own issue any more
+    announced_at: datetime | None  # the "storm over" comment was posted
 
 
 Decide = Callable[[Incident | None], Decision]
@@ -146,7 +157,8 @@ class Store(Protocol):
         another holder's lease runs. (The GitHub writer: one replica writes at a time.)"""
 
     async def urgent_waiting(self, now: datetime) -> bool:
-        """Whether a P0/P1 incident's effect is due and waiting to be run."""
+        """Whether a P0/P1 incident's effect is due and waiting to be run (a storm roll-up's
+        effect is claimed first too, but is not one)."""
 
     async def writes_since(self, since: datetime) -> list[datetime]:
         """The GitHub writes recorded after ``since``, oldest first."""
@@ -166,3 +178,35 @@ class Store(Protocol):
         ``incident.id``), stores ``record`` if given (its ``incident_id`` set to the new id) and
         raises the ``number:<kind>`` counter to at least the number, so numbering continues
         after it."""
+
+    # -- storm mode (bridge/storm.py) ------------------------------------------------------
+
+    async def join_storm(self, incident_id: int, now: datetime) -> int:
+        """In one transaction: list the incident in the active storm (the newest not over),
+        starting one when there is none (a ``storm`` incident numbered from the incident
+        counter), and queue the roll-up's ``github.storm`` edit. An incident already listed
+        stays in its storm (its edit is queued). Returns the storm's incident id."""
+
+    async def storm_of(self, incident_id: int) -> int | None:
+        """The storm that lists the incident, if any."""
+
+    async def queue_storm(self, storm_id: int, not_before: datetime) -> None:
+        """Queue the roll-up's edit, coalesced with a pending one, due no earlier than
+        ``not_before`` nor than ``storm.EDIT_GAP`` after its last write."""
+
+    async def load_storm(self, storm_id: int, repository: str) -> Storm | None: ...
+
+    async def record_storm_write(
+        self, storm_id: int, at: datetime, *, priority: Priority, resolved: bool
+    ) -> None:
+        """The roll-up issue was written at ``at``; its row takes the priority and state shown."""
+
+    async def storm_over(self, storm_id: int, repository: str, at: datetime) -> bool:
+        """Mark the storm over if no listed group is still firing without its own issue (checked
+        in the same transaction as joins, so none slips in). True when marked now."""
+
+    async def storm_announced(self, storm_id: int, at: datetime) -> None:
+        """The "storm over" comment was posted."""
+
+    async def queue_syncs(self, incident_ids: list[int], now: datetime) -> None:
+        """Queue a ``github.sync`` for each incident (coalesced with a pending one)."""

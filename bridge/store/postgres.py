@@ -37,8 +37,9 @@ import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
+from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, TimelineEvent
+from bridge.model import Incident, Priority, StormMember, TimelineEvent
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -48,6 +49,7 @@ from bridge.store.base import (
     OutboxStats,
     PruneResult,
     StoreUnavailable,
+    Storm,
 )
 from bridge.store.postgres_schema import MIGRATIONS, MIGRATIONS_TABLE
 
@@ -220,6 +222,34 @@ async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now:
             " ('pending', 'running') AND NOT urgent",
             incident_id,
         )
+
+
+# Storm membership changes (joining, ending a storm) serialize on this advisory key lock.
+_STORM_LOCK = "storm-membership"
+
+
+async def _pending_last(conn: Conn, incident_id: int, kind: str) -> bool:
+    """Whether the incident's last unfinished effect is a pending ``kind`` (to coalesce into);
+    FOR UPDATE, as in ``_insert_effects``, so a claim cannot slip in before our commit."""
+    last = await conn.fetchrow(
+        "SELECT kind, state FROM outbox WHERE incident_id = $1 AND state IN"
+        " ('pending', 'running') ORDER BY id DESC LIMIT 1 FOR UPDATE",
+        incident_id,
+    )
+    return last is not None and last["kind"] == kind and last["state"] == "pending"
+
+
+async def _queue_storm(conn: Conn, storm_id: int, not_before: datetime, now: datetime) -> None:
+    if await _pending_last(conn, storm_id, "github.storm"):
+        return  # coalesced: the pending edit renders the storm as it is when it runs
+    edited = await conn.fetchval("SELECT edited_at FROM storms WHERE incident_id = $1", storm_id)
+    await conn.execute(
+        "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
+        " urgent) VALUES ($1, 'github.storm', '{}', 'pending', $2, $3, true)",
+        storm_id,
+        now,
+        storms.due_at(not_before, edited),
+    )
 
 
 # Claiming: the incident's oldest unfinished effect only, so its effects run in order. Two
@@ -738,7 +768,7 @@ class PostgresStore:
         async with self._connection() as conn:
             found = await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending' AND urgent"
-                " AND next_attempt_at <= $1)",
+                " AND next_attempt_at <= $1 AND kind <> 'github.storm')",
                 now,
             )
         return bool(found)
@@ -772,6 +802,139 @@ class PostgresStore:
                 factor,
                 at,
             )
+
+    # -- storm mode ------------------------------------------------------------------------
+
+    async def join_storm(self, incident_id: int, now: datetime) -> int:
+        async with self._transaction() as conn:
+            await _lock_key(conn, _STORM_LOCK)
+            storm_id = await conn.fetchval(
+                "SELECT storm_id FROM storm_members WHERE incident_id = $1", incident_id
+            )
+            if storm_id is None:
+                storm_id = await conn.fetchval(
+                    "SELECT incident_id FROM storms WHERE over_at IS NULL"
+                    " ORDER BY incident_id DESC LIMIT 1"
+                )
+                if storm_id is None:
+                    storm = storms.new_storm(await _next_number(conn, "incident"), now)
+                    storm_id = await conn.fetchval(
+                        "INSERT INTO incidents (key, kind, number, state, priority, opened_at,"
+                        " resolved_at, data, updated_at)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $6) RETURNING id",
+                        storm.key,
+                        storm.kind,
+                        storm.number,
+                        storm.state,
+                        str(storm.priority),
+                        now,
+                        codec.incident_to_json(storm),
+                    )
+                    await conn.execute("INSERT INTO storms (incident_id) VALUES ($1)", storm_id)
+                await conn.execute(
+                    "INSERT INTO storm_members (incident_id, storm_id, joined_at)"
+                    " VALUES ($1, $2, $3)",
+                    incident_id,
+                    storm_id,
+                    now,
+                )
+            await _queue_storm(conn, storm_id, now, now)
+        return int(storm_id)
+
+    async def storm_of(self, incident_id: int) -> int | None:
+        async with self._connection() as conn:
+            storm_id = await conn.fetchval(
+                "SELECT storm_id FROM storm_members WHERE incident_id = $1", incident_id
+            )
+        return int(storm_id) if storm_id is not None else None
+
+    async def queue_storm(self, storm_id: int, not_before: datetime) -> None:
+        async with self._transaction() as conn:
+            await _queue_storm(conn, storm_id, not_before, self._clock())
+
+    async def load_storm(self, storm_id: int, repository: str) -> Storm | None:
+        async with self._transaction() as conn:  # one snapshot for the storm and its members
+            row = await conn.fetchrow(
+                "SELECT i.number, i.data, s.edited_at, s.over_at, s.announced_at"
+                " FROM incidents i JOIN storms s ON s.incident_id = i.id WHERE i.id = $1",
+                storm_id,
+            )
+            if row is None:
+                return None
+            rows = await conn.fetch(
+                "SELECT i.id, i.number, i.data, g.number AS issue FROM storm_members m"
+                " JOIN incidents i ON i.id = m.incident_id LEFT JOIN github_issues g"
+                " ON g.incident_id = i.id AND g.repository = $1 WHERE m.storm_id = $2"
+                " ORDER BY i.number",
+                repository,
+                storm_id,
+            )
+        return Storm(
+            incident=codec.incident_from_json(row["data"], row_id=storm_id, number=row["number"]),
+            members=[
+                StormMember(
+                    incident=codec.incident_from_json(
+                        r["data"], row_id=r["id"], number=r["number"]
+                    ),
+                    issue_number=r["issue"],
+                )
+                for r in rows
+            ],
+            edited_at=row["edited_at"],
+            over_at=row["over_at"],
+            announced_at=row["announced_at"],
+        )
+
+    async def record_storm_write(
+        self, storm_id: int, at: datetime, *, priority: Priority, resolved: bool
+    ) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE storms SET edited_at = $1 WHERE incident_id = $2", at, storm_id
+            )
+            row = await conn.fetchrow(
+                "SELECT number, data FROM incidents WHERE id = $1 FOR UPDATE", storm_id
+            )
+            assert row is not None  # incidents are never deleted
+            storm = codec.incident_from_json(row["data"], row_id=storm_id, number=row["number"])
+            storm.priority = priority
+            if resolved != (storm.state == "resolved"):
+                storm.state = "resolved" if resolved else "open"
+                storm.resolved_at = at if resolved else None
+            await _save_incident(conn, storm, at, new=False)
+
+    async def storm_over(self, storm_id: int, repository: str, at: datetime) -> bool:
+        async with self._transaction() as conn:
+            await _lock_key(conn, _STORM_LOCK)
+            marked = await conn.fetchval(
+                "UPDATE storms SET over_at = $1 WHERE incident_id = $2 AND over_at IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM storm_members m JOIN incidents i"
+                " ON i.id = m.incident_id LEFT JOIN github_issues g ON g.incident_id = i.id"
+                " AND g.repository = $3 WHERE m.storm_id = $2 AND i.state = 'open'"
+                " AND g.number IS NULL) RETURNING incident_id",
+                at,
+                storm_id,
+                repository,
+            )
+        return marked is not None
+
+    async def storm_announced(self, storm_id: int, at: datetime) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE storms SET announced_at = $1 WHERE incident_id = $2", at, storm_id
+            )
+
+    async def queue_syncs(self, incident_ids: list[int], now: datetime) -> None:
+        async with self._transaction() as conn:
+            for incident_id in incident_ids:
+                if not await _pending_last(conn, incident_id, "github.sync"):
+                    await conn.execute(
+                        "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+                        " next_attempt_at, urgent) VALUES ($1, 'github.sync', '{}', 'pending',"
+                        " $2, $2, false)",
+                        incident_id,
+                        now,
+                    )
 
 
 def _event(row: asyncpg.Record) -> TimelineEvent:

@@ -101,4 +101,20 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 3: storm mode: the roll-up of a storm (an incidents row of kind 'storm') and what it lists
+    """
+    CREATE TABLE storms (
+        incident_id  BIGINT PRIMARY KEY REFERENCES incidents (id),
+        edited_at    TIMESTAMPTZ,
+        over_at      TIMESTAMPTZ,
+        announced_at TIMESTAMPTZ
+    );
+    CREATE INDEX storms_active ON storms (incident_id) WHERE over_at IS NULL;
+    CREATE TABLE storm_members (
+        incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),
+        storm_id    BIGINT NOT NULL REFERENCES incidents (id),
+        joined_at   TIMESTAMPTZ NOT NULL
+    );
+    CREATE INDEX storm_members_by_storm ON storm_members (storm_id);
+    """,
 )

@@ -29,8 +29,9 @@ from typing import Any, TypeVar
 
 import structlog
 
+from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, TimelineEvent
+from bridge.model import Incident, Priority, StormMember, TimelineEvent
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -40,6 +41,7 @@ from bridge.store.base import (
     OutboxStats,
     PruneResult,
     StoreUnavailable,
+    Storm,
 )
 from bridge.store.sqlite_schema import MIGRATIONS
 
@@ -268,6 +270,31 @@ def _insert_effects(
             " ('pending', 'running') AND urgent = 0",
             (incident_id,),
         )
+
+
+def _pending_last(conn: sqlite3.Connection, incident_id: int, kind: str) -> bool:
+    """Whether the incident's last unfinished effect is a pending ``kind`` (to coalesce into)."""
+    last = conn.execute(
+        "SELECT kind, state FROM outbox WHERE incident_id = ? AND state IN"
+        " ('pending', 'running') ORDER BY id DESC LIMIT 1",
+        (incident_id,),
+    ).fetchone()
+    return last is not None and last[0] == kind and last[1] == "pending"
+
+
+def _queue_storm(conn: sqlite3.Connection, storm_id: int, not_before: float, now: float) -> None:
+    if _pending_last(conn, storm_id, "github.storm"):
+        return  # coalesced: the pending edit renders the storm as it is when it runs
+    row = conn.execute("SELECT edited_at FROM storms WHERE incident_id = ?", (storm_id,)).fetchone()
+    edited = row[0] if row is not None else None
+    due = (
+        not_before if edited is None else max(not_before, edited + storms.EDIT_GAP.total_seconds())
+    )
+    conn.execute(
+        "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
+        " urgent) VALUES (?, 'github.storm', '{}', 'pending', ?, ?, 1)",
+        (storm_id, now, due),
+    )
 
 
 class StoreInUse(StoreUnavailable):
@@ -816,7 +843,7 @@ class SqliteStore:
             lambda: (
                 self._row(
                     "SELECT 1 FROM outbox WHERE state = 'pending' AND urgent = 1"
-                    " AND next_attempt_at <= ? LIMIT 1",
+                    " AND next_attempt_at <= ? AND kind <> 'github.storm' LIMIT 1",
                     (at,),
                 )
                 is not None
@@ -857,3 +884,153 @@ class SqliteStore:
                 (factor, codec.epoch(at)),
             )
         )
+
+    # -- storm mode ------------------------------------------------------------------------
+
+    async def join_storm(self, incident_id: int, now: datetime) -> int:
+        at = codec.epoch(now)
+
+        def unit(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT storm_id FROM storm_members WHERE incident_id = ?", (incident_id,)
+            ).fetchone()
+            if row is not None:
+                storm_id = int(row[0])
+            else:
+                active = conn.execute(
+                    "SELECT incident_id FROM storms WHERE over_at IS NULL"
+                    " ORDER BY incident_id DESC LIMIT 1"
+                ).fetchone()
+                if active is not None:
+                    storm_id = int(active[0])
+                else:
+                    storm = storms.new_storm(_next_number(conn, "incident"), now)
+                    cursor = conn.execute(
+                        "INSERT INTO incidents (key, kind, number, state, priority, opened_at,"
+                        " resolved_at, data, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                        (
+                            storm.key,
+                            storm.kind,
+                            storm.number,
+                            storm.state,
+                            str(storm.priority),
+                            at,
+                            codec.incident_to_json(storm),
+                            at,
+                        ),
+                    )
+                    assert cursor.lastrowid is not None
+                    storm_id = cursor.lastrowid
+                    conn.execute("INSERT INTO storms (incident_id) VALUES (?)", (storm_id,))
+                conn.execute(
+                    "INSERT INTO storm_members (incident_id, storm_id, joined_at) VALUES (?, ?, ?)",
+                    (incident_id, storm_id, at),
+                )
+            _queue_storm(conn, storm_id, at, at)
+            return storm_id
+
+        return await self._write(unit)
+
+    async def storm_of(self, incident_id: int) -> int | None:
+        row = await self._read(
+            lambda: self._row(
+                "SELECT storm_id FROM storm_members WHERE incident_id = ?", (incident_id,)
+            )
+        )
+        return int(row[0]) if row is not None else None
+
+    async def queue_storm(self, storm_id: int, not_before: datetime) -> None:
+        at, now = codec.epoch(not_before), codec.epoch(self._clock())
+        await self._write(lambda c: _queue_storm(c, storm_id, at, now))
+
+    async def load_storm(self, storm_id: int, repository: str) -> Storm | None:
+        def read() -> Storm | None:
+            row = self._row(
+                "SELECT i.number, i.data, s.edited_at, s.over_at, s.announced_at"
+                " FROM incidents i JOIN storms s ON s.incident_id = i.id WHERE i.id = ?",
+                (storm_id,),
+            )
+            if row is None:
+                return None
+            number, data, edited, over, announced = row
+            rows = self._rows(
+                "SELECT i.id, i.number, i.data, g.number FROM storm_members m"
+                " JOIN incidents i ON i.id = m.incident_id LEFT JOIN github_issues g"
+                " ON g.incident_id = i.id AND g.repository = ? WHERE m.storm_id = ?"
+                " ORDER BY i.number",
+                (repository, storm_id),
+            )
+            members = [
+                StormMember(
+                    incident=codec.incident_from_json(d, row_id=i, number=n), issue_number=g
+                )
+                for i, n, d, g in rows
+            ]
+            return Storm(
+                incident=codec.incident_from_json(data, row_id=storm_id, number=number),
+                members=members,
+                edited_at=codec.from_epoch(edited) if edited is not None else None,
+                over_at=codec.from_epoch(over) if over is not None else None,
+                announced_at=codec.from_epoch(announced) if announced is not None else None,
+            )
+
+        return await self._read(read)
+
+    async def record_storm_write(
+        self, storm_id: int, at: datetime, *, priority: Priority, resolved: bool
+    ) -> None:
+        moment = codec.epoch(at)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE storms SET edited_at = ? WHERE incident_id = ?", (moment, storm_id)
+            )
+            number, data = conn.execute(
+                "SELECT number, data FROM incidents WHERE id = ?", (storm_id,)
+            ).fetchone()
+            storm = codec.incident_from_json(data, row_id=storm_id, number=number)
+            storm.priority = priority
+            if resolved != (storm.state == "resolved"):
+                storm.state = "resolved" if resolved else "open"
+                storm.resolved_at = at if resolved else None
+            _save_incident(conn, storm, moment, new=False)
+
+        await self._write(unit)
+
+    async def storm_over(self, storm_id: int, repository: str, at: datetime) -> bool:
+        return await self._write(
+            lambda c: (
+                c.execute(
+                    "UPDATE storms SET over_at = ? WHERE incident_id = ? AND over_at IS NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM storm_members m JOIN incidents i"
+                    " ON i.id = m.incident_id LEFT JOIN github_issues g ON g.incident_id = i.id"
+                    " AND g.repository = ? WHERE m.storm_id = ? AND i.state = 'open'"
+                    " AND g.number IS NULL)",
+                    (codec.epoch(at), storm_id, repository, storm_id),
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def storm_announced(self, storm_id: int, at: datetime) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE storms SET announced_at = ? WHERE incident_id = ?",
+                (codec.epoch(at), storm_id),
+            )
+        )
+
+    async def queue_syncs(self, incident_ids: list[int], now: datetime) -> None:
+        at = codec.epoch(now)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            for incident_id in incident_ids:
+                if not _pending_last(conn, incident_id, "github.sync"):
+                    conn.execute(
+                        "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+                        " next_attempt_at, urgent) VALUES (?, 'github.sync', '{}', 'pending',"
+                        " ?, ?, 0)",
+                        (incident_id, at, at),
+                    )
+
+        await self._write(unit)

@@ -91,4 +91,20 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at REAL NOT NULL
     );
     """,
+    # 4: storm mode: the roll-up of a storm (an incidents row of kind 'storm') and what it lists
+    """
+    CREATE TABLE storms (
+        incident_id  INTEGER PRIMARY KEY REFERENCES incidents (id),
+        edited_at    REAL,
+        over_at      REAL,
+        announced_at REAL
+    );
+    CREATE INDEX storms_active ON storms (incident_id) WHERE over_at IS NULL;
+    CREATE TABLE storm_members (
+        incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+        storm_id    INTEGER NOT NULL REFERENCES incidents (id),
+        joined_at   REAL NOT NULL
+    );
+    CREATE INDEX storm_members_by_storm ON storm_members (storm_id);
+    """,
 )

@@ -22,6 +22,8 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.identity import identity_key
+from bridge.model import Priority
+from bridge.store import codec
 from bridge.store.base import ClaimedEffect, IssueRecord, PruneResult, StoreUnavailable
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
@@ -719,3 +721,110 @@ async def test_a_restored_incident_is_what_its_group_meets_next(
     assert resolved.incident is not None
     assert (resolved.incident.id, resolved.incident.number) == (incident.id, 12)
     assert key_of(resolved_note("g1")) == incident.key
+
+
+# -- storm mode ----------------------------------------------------------------------------
+
+
+async def test_a_storm_is_numbered_like_incidents_and_lists_what_joins(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """The first join starts a storm numbered from the incident counter (no gap, no second
+    storm for later joins); joining twice lists once; the roll-up's edit is queued once, due
+    now the first time and no earlier than a minute after its last write afterwards."""
+    first = await opened(store, clock, "g1")
+    second = await opened(store, clock, "g2")
+    assert first.id is not None
+    assert second.id is not None
+    await drain_all(store, clock)
+    storm_id = await store.join_storm(first.id, clock())
+    assert await store.join_storm(second.id, clock()) == storm_id
+    assert await store.join_storm(second.id, clock()) == storm_id
+    assert await store.storm_of(first.id) == storm_id
+    assert await store.storm_of(storm_id) is None
+    third = await opened(store, clock, "g3")
+    assert third.number == 4  # INC-003 is the storm
+
+    storm = await store.load_storm(storm_id, REPO)
+    assert storm is not None
+    assert storm.incident.kind == "storm"
+    assert storm.incident.display_id == "INC-003"
+    assert [m.incident.display_id for m in storm.members] == ["INC-001", "INC-002"]
+    assert all(m.waiting and m.issue_number is None for m in storm.members)
+    assert (storm.edited_at, storm.over_at, storm.announced_at) == (None, None, None)
+    rows = [(kind, state) for i, kind, state, *_ in await backend.outbox() if i == storm_id]
+    assert rows == [("github.storm", "pending")]  # coalesced
+
+    claimed = (await store.claim_effects(clock(), 10, LEASE))[0]  # claimed first: urgent
+    assert claimed.kind == "github.storm"
+    assert claimed.incident_label == "INC-003"
+    await store.record_storm_write(storm_id, clock(), priority=Priority.P2, resolved=False)
+    await store.finish_effect(claimed, clock())
+    await store.queue_storm(storm_id, clock())
+    (due,) = [
+        at
+        for i, state, at in await backend.query(
+            "SELECT incident_id, state, next_attempt_at FROM outbox ORDER BY id"
+        )
+        if i == storm_id and state == "pending"
+    ]
+    due_at = due if backend.name == "postgres" else codec.from_epoch(due)
+    assert due_at == clock() + timedelta(minutes=1)
+    row = await store.load_incident(storm_id)
+    assert row is not None
+    assert row.priority == Priority.P2
+    assert row.state == "open"
+
+
+async def test_a_storm_is_over_only_when_no_listed_group_waits(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Over once every listed group has resolved or has its own issue; then a new join starts
+    a new storm; recording the roll-up resolved resolves its row."""
+    first = await opened(store, clock, "g1")
+    second = await opened(store, clock, "g2")
+    assert first.id is not None
+    assert second.id is not None
+    storm_id = await store.join_storm(first.id, clock())
+    await store.join_storm(second.id, clock())
+    assert not await store.storm_over(storm_id, REPO, clock())
+    await store.save_issue_record(
+        IssueRecord(first.id, REPO, 7, "https://x/7", "t", "b", "r", {"incident"})
+    )
+    await ingest(store, clock, resolved_note("g2"))
+    storm = await store.load_storm(storm_id, REPO)
+    assert storm is not None
+    assert [(m.issue_number, m.waiting) for m in storm.members] == [(7, False), (None, False)]
+    assert await store.storm_over(storm_id, REPO, clock())
+    assert not await store.storm_over(storm_id, REPO, clock())  # once
+    await store.storm_announced(storm_id, clock())
+    await store.record_storm_write(storm_id, clock(), priority=Priority.P3, resolved=True)
+    storm = await store.load_storm(storm_id, REPO)
+    assert storm is not None
+    assert storm.over_at == clock()
+    assert storm.announced_at == clock()
+    assert storm.incident.state == "resolved"
+
+    third = await opened(store, clock, "g3")
+    assert third.id is not None
+    assert await store.join_storm(third.id, clock()) != storm_id
+
+
+async def test_queue_syncs_coalesces_with_a_pending_sync(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    incident = await opened(store, clock, "g1")
+    assert incident.id is not None
+    await store.queue_syncs([incident.id], clock())  # a sync is pending: nothing added
+    await drain_all(store, clock)
+    await store.queue_syncs([incident.id], clock())
+    await store.queue_syncs([incident.id], clock())
+    rows = [(kind, state) for i, kind, state, *_ in await backend.outbox() if i == incident.id]
+    assert rows == [("github.sync", "done"), ("github.sync", "pending")]
+
+
+async def drain_all(store: AnyStore, clock: FakeClock) -> None:
+    """Finish every due effect, as a worker whose GitHub calls all succeed would."""
+    while claimed := await store.claim_effects(clock(), 100, LEASE):
+        for effect in claimed:
+            await store.finish_effect(effect, clock())
