@@ -244,6 +244,8 @@ def create_app(
     )
     app[TRACKER] = the_tracker
     app[OUTBOX] = outbox
+    if config.store.is_postgres:
+        services.exports_shared_gauges = lambda: outbox.is_writer
     retention = app[RETENTION] = Retention(store, clock, metrics, config.store.retention)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:

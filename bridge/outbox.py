@@ -81,6 +81,11 @@ class Outbox:
         self._stopping = True
         self._wake.set()
 
+    @property
+    def is_writer(self) -> bool:
+        """Whether this worker held the writer lease at its last pass."""
+        return self._writer
+
     async def release(self) -> None:
         """Hand the writer lease over now rather than when it runs out (a rolling update's
         replacement, or another replica, takes over at once). After ``stop()``."""

@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.model import Priority
-from bridge.store.base import StoreUnavailable
+from bridge.store.base import OutboxStats, StoreUnavailable
 from bridge.web.services import services
 
 
@@ -31,8 +31,11 @@ async def metrics(request: web.Request) -> web.Response:
     svc = services(request)
     m = svc.metrics
     try:
-        stats = await svc.store.outbox_stats()
-        counts = await svc.store.open_counts()
+        if svc.exports_shared_gauges():
+            stats = await svc.store.outbox_stats()
+            counts = await svc.store.open_counts()
+        else:  # another replica exports them: zeros here keep sums over replicas right
+            stats, counts = OutboxStats(0, 0, 0, None), {}
     except StoreUnavailable:
         pass  # export what we have; the gauges keep their last values
     else:
