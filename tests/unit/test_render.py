@@ -836,3 +836,41 @@ def test_a_runbook_url_annotation_wins_over_the_bundled_runbook() -> None:
     assert "Restart it." not in body
     bare, events = opened(note(alert()))
     assert "Restart it." in render_issue(bare, events, options).body
+
+
+def test_a_storm_roll_up_lists_its_groups_as_a_checklist_with_inert_summaries() -> None:
+    from bridge import storm as storms
+    from bridge.github.render import render_storm, render_storm_over
+    from bridge.model import StormMember
+
+    def member(number: int, priority: Priority, summary: str, issue: int | None) -> StormMember:
+        incident = storms.new_storm(number, T0)  # any incident will do; only these fields show
+        incident = dataclasses.replace(incident, kind="incident", priority=priority)
+        incident.summary = summary
+        if issue is None and number == 9:
+            incident.state = "resolved"
+        return StormMember(incident=incident, issue_number=issue)
+
+    roll_up = storms.new_storm(12, T0)
+    members = [
+        member(8, P3, "disk @ops-team <img src=x> [link](http://e)", None),
+        member(9, P3, "quiet", None),
+        member(10, P1, "api down", 41),
+    ]
+    desired = render_storm(roll_up, members, OPTIONS, over=False)
+    assert desired.title == "[INC-012] Alert storm: 3 alert groups"
+    assert desired.labels == {"incident-bridge", "incident", "storm", STYLES[P1].label}
+    assert desired.state == "open"
+    lines = [line for line in desired.region.splitlines() if line.startswith("- [")]
+    assert lines[0] == "- [ ] INC-010 · P1 · firing · #41 · api down"
+    assert lines[1].startswith("- [ ] INC-008 · P3 · firing · disk @\u2060ops")
+    assert "<img" not in desired.body
+    assert "\\[link\\]" in lines[1]
+    assert lines[2] == "- [x] INC-009 · P3 · resolved · quiet"
+    assert desired.body.endswith(
+        f"<!-- incident-bridge:v1 kind=storm id=INC-012 key={roll_up.key} -->"
+    )
+    for m in members:
+        m.incident.state = "resolved"
+    assert render_storm(roll_up, members, OPTIONS, over=True).state == "closed"
+    assert "<!-- incident-bridge:event=INC-012.over -->" in render_storm_over(roll_up, T0)
