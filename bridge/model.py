@@ -40,6 +40,12 @@ IncidentState = Literal["open", "resolved"]
 IncidentKind = Literal["incident", "maint", "storm"]
 
 
+def number_series(kind: IncidentKind) -> str:
+    """The counter an incident's number comes from: storm roll-ups are numbered ``INC-NNN``
+    with the incidents, maintenance requests ``MAINT-NNN`` on their own."""
+    return "number:maint" if kind == "maint" else "number:incident"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertSnapshot:
     """One alert as an Alertmanager notification showed it."""

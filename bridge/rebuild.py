@@ -24,6 +24,7 @@ from datetime import datetime
 import structlog
 
 from bridge import snapshot
+from bridge import storm as storms
 from bridge.clock import Clock
 from bridge.github import render
 from bridge.github.client import GitHubError, IssuePage, IssueTracker, RemoteIssue
@@ -187,6 +188,20 @@ async def rebuild(
             prefix = "MAINT" if marker.kind == "maint" else "INC"
             label = f"{prefix}-{marker.number:03d}"
             report.highest[marker.kind] = max(report.highest.get(marker.kind, 0), marker.number)
+            if marker.kind == "storm":
+                # Its number is the incidents' (it must never be given out again); its listed
+                # groups are not in the store any more, so it comes back ended and is never
+                # edited again. Listed groups without an issue of their own return with their
+                # next notification.
+                roll_up = storms.new_storm(marker.number, issue.created_at or clock())
+                roll_up.key = marker.key
+                roll_up.state = "resolved"
+                roll_up.resolved_at = issue.closed_at or clock()
+                if await store.restore(roll_up, None):
+                    report.restored.append(label)
+                else:
+                    report.present.append(label)
+                continue
             if marker.kind not in ("incident", "maint"):
                 report.skipped.append(f"#{issue.number}: {label} is a {marker.kind} issue")
                 continue

@@ -39,7 +39,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, Priority, StormMember, TimelineEvent
+from bridge.model import Incident, Priority, StormMember, TimelineEvent, number_series
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -720,7 +720,7 @@ class PostgresStore:
                 await conn.execute(
                     "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name)"
                     " DO UPDATE SET value = greatest(counters.value, excluded.value)",
-                    f"number:{incident.kind}",
+                    number_series(incident.kind),
                     incident.number,
                 )
                 new_id = await conn.fetchval(

@@ -31,7 +31,7 @@ import structlog
 
 from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, Priority, StormMember, TimelineEvent
+from bridge.model import Incident, Priority, StormMember, TimelineEvent, number_series
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -773,7 +773,7 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO counters (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
-                (f"number:{incident.kind}", number),
+                (number_series(incident.kind), number),
             )
             cursor = conn.execute(
                 "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"

@@ -15,7 +15,7 @@ from bridge.app import build_render_options, load_rules, make_store, make_tracke
 from bridge.metrics import Metrics
 from bridge.rebuild import EVENT_SEQ_FLOOR, RebuildReport, rebuild
 from bridge.store.sqlite import StoreInUse
-from support import REPO, Harness, drop_postgres_schema, payload
+from support import REPO, Harness, drop_postgres_schema, github_config, payload
 
 
 def writes(h: Harness) -> list[str]:
@@ -269,3 +269,39 @@ async def test_the_command_prints_a_report_and_needs_serve_stopped(harness: Harn
     report = json.loads(out.splitlines()[-1])
     assert report["event"] == "rebuild_report"
     assert sorted(report["restored"]) == ["INC-001", "INC-002", "INC-003", "MAINT-001"]
+
+
+async def test_a_storm_roll_up_keeps_its_number_after_rebuild(
+    tmp_path: Path, github: Any, clock: Any, store_url: str
+) -> None:
+    """A storm's roll-up is numbered with the incidents: after a rebuild its number is never
+    given out again, though the store no longer knows its listed groups (it comes back ended)."""
+    budget = "  budget: {per_minute: 3, per_hour: 100, reserve: 0.3}\n"
+    h = Harness(tmp_path, github, clock, github_config(budget, store_url=store_url))
+    await h.start()
+    try:
+        for n in range(6):
+            body = payload("01_firing_single.json")
+            body["groupKey"] = f'{{}}:{{alertname="HighCPU", service="s{n}"}}'
+            body["alerts"][0]["fingerprint"] = f"{n:016x}"
+            body["alerts"][0]["labels"]["priority"] = "P3"
+            assert (await h.post(body))[0] == 200
+        await h.drain()
+        h.clock.advance(61)
+        await h.drain()
+        roll_ups = [i for i in h.issues() if "Alert storm" in (i.title or "")]
+        assert len(roll_ups) == 1
+        storm_id = (roll_ups[0].title or "")[1:8]
+        assert storm_id == "INC-007"
+    finally:
+        await h.stop()
+
+    delete_store(h)
+    report = await run_rebuild(h)
+    assert "INC-007" in report.restored
+    await h.start()
+    try:
+        fresh = payload("04_group_of_3_firing.json")
+        assert (await h.post(fresh))[1]["incident"] == "INC-008"
+    finally:
+        await h.stop()
