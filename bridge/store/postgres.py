@@ -767,8 +767,12 @@ class PostgresStore:
     async def urgent_waiting(self, now: datetime) -> bool:
         async with self._connection() as conn:
             found = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'pending' AND urgent"
-                " AND next_attempt_at <= $1 AND kind <> 'github.storm')",
+                "SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.urgent"
+                " AND o.next_attempt_at <= $1 AND o.kind <> 'github.storm'"
+                # Only one that can be claimed: behind its incident's older effect (in backoff,
+                # say) it is not waiting for the budget, and must not hold P2/P3 writes back.
+                " AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+                " AND p.state IN ('pending', 'running')))",
                 now,
             )
         return bool(found)

@@ -842,8 +842,11 @@ class SqliteStore:
         return await self._read(
             lambda: (
                 self._row(
-                    "SELECT 1 FROM outbox WHERE state = 'pending' AND urgent = 1"
-                    " AND next_attempt_at <= ? AND kind <> 'github.storm' LIMIT 1",
+                    "SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.urgent = 1"
+                    " AND o.next_attempt_at <= ? AND o.kind <> 'github.storm'"
+                    # Only one that can be claimed: behind its incident's older effect (in
+                    # backoff, say) it is not waiting for the budget, and must not hold P2/P3.
+                    f"{_CLAIM_OLDEST} LIMIT 1",
                     (at,),
                 )
                 is not None

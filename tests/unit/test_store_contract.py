@@ -828,3 +828,22 @@ async def drain_all(store: AnyStore, clock: FakeClock) -> None:
     while claimed := await store.claim_effects(clock(), 100, LEASE):
         for effect in claimed:
             await store.finish_effect(effect, clock())
+
+
+async def test_only_a_claimable_urgent_effect_holds_p2_p3_writes_back(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """A due P0/P1 effect makes P2/P3 writes wait; one stuck behind its incident's older effect
+    (in backoff) is not waiting for the budget, so it holds nothing back."""
+    assert not await store.urgent_waiting(clock())
+    await opened(store, clock, group="urgent", priority="P0")
+    assert await store.urgent_waiting(clock())
+
+    [sync] = await store.claim_effects(clock(), 10, LEASE)
+    await ingest(store, clock, resolved_note("urgent"))  # queues a comment behind the sync
+    await store.retry_effect(
+        sync, clock() + timedelta(minutes=5), "GitHub 502", outcome_unknown=False
+    )
+    assert not await store.urgent_waiting(clock())
+    clock.advance(301)
+    assert await store.urgent_waiting(clock())
