@@ -188,6 +188,14 @@ CLAIM_LAPSED = (
     f"{_CLAIM_HEAD}o.state = 'running' AND o.lease_until <= ?{_CLAIM_OLDEST}"
     " ORDER BY o.lease_until LIMIT ?"
 )
+# A P0/P1 GitHub effect due and claimable: behind its incident's older effect (in backoff, say)
+# it is not waiting for the budget, and must not hold P2/P3 writes back.
+URGENT_WAITING = (
+    "SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.urgent = 1"
+    " AND o.next_attempt_at <= ? AND o.kind <> 'github.storm'"
+    " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+    " AND p.state IN ('pending', 'running')) LIMIT 1"
+)
 CLAIM_DUE = (
     f"{_CLAIM_HEAD}o.state = 'pending' AND o.next_attempt_at <= ?{_CLAIM_OLDEST}"
     " ORDER BY o.urgent DESC, o.next_attempt_at, o.id LIMIT ?"
@@ -841,14 +849,7 @@ class SqliteStore:
         at = codec.epoch(now)
         return await self._read(
             lambda: (
-                self._row(
-                    "SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.urgent = 1"
-                    " AND o.next_attempt_at <= ? AND o.kind <> 'github.storm'"
-                    # Only one that can be claimed: behind its incident's older effect (in
-                    # backoff, say) it is not waiting for the budget, and must not hold P2/P3.
-                    f"{_CLAIM_OLDEST} LIMIT 1",
-                    (at,),
-                )
+                self._row(URGENT_WAITING, (at,))
                 is not None
             )
         )
