@@ -183,7 +183,25 @@ class TimelineEvent:
         return f"{incident.display_id}.{self.seq}"
 
 
-EffectKind = Literal["github.sync", "github.comment", "github.storm"]
+EffectKind = Literal[
+    "github.sync",
+    "github.comment",
+    "github.storm",
+    "notify.slack",
+    "notify.email",
+    "notify.sms",
+]
+Lane = Literal["github", "slack", "email", "sms"]
+LANES: tuple[Lane, ...] = ("github", "slack", "email", "sms")
+
+
+def lane_of(kind: EffectKind) -> Lane:
+    """The outbox lane an effect runs in: GitHub, or its notification channel."""
+    if kind.startswith("notify."):
+        channel = kind.removeprefix("notify.")
+        assert channel in ("slack", "email", "sms"), kind
+        return channel  # type: ignore[return-value]  # checked just above
+    return "github"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,10 @@ from datetime import timedelta
 import structlog
 
 from bridge.clock import Clock
-from bridge.github.client import GitHubError
+from bridge.effects import EffectError
 from bridge.github.sync import PermanentEffectError
 from bridge.metrics import Metrics
+from bridge.model import Lane
 from bridge.store.base import ClaimedEffect, Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -46,7 +47,8 @@ def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> flo
 
 
 class Outbox:
-    """Claims due effects and runs them one at a time (one GitHub token, one request at a time)."""
+    """Claims the due effects of one lane (GitHub, or a notification channel) and runs them one
+    at a time; every lane has its own worker, so a channel that is down delays only itself."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Outbox:
         lease: timedelta = timedelta(seconds=60),
         rng: random.Random | None = None,
         gate: Gate | None = None,
+        lane: Lane = "github",
     ) -> None:
         self._store = store
         self._runner = runner
@@ -68,6 +71,7 @@ class Outbox:
         self._lease = lease
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._gate = gate
+        self._lane = lane
         self._writer = gate is None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -100,7 +104,7 @@ class Outbox:
         if not self._writer:
             return 0  # another replica is the writer; its lease ending makes this one it
         claimed_at = self._clock()
-        claimed = await self._store.claim_effects(claimed_at, self._batch, self._lease)
+        claimed = await self._store.claim_effects(claimed_at, self._batch, self._lease, self._lane)
         for index, effect in enumerate(claimed):
             # Past half the lease, the rest of the batch is released rather than run: another
             # replica may take a claim once its lease ends, and an effect must never run on two.
@@ -133,7 +137,7 @@ class Outbox:
         error_text: str | None = None
         try:
             await self._runner(effect)
-        except GitHubError as error:
+        except EffectError as error:
             error_text = str(error)
             if error.retryable:
                 result = "retry"
@@ -188,7 +192,7 @@ class Outbox:
             try:
                 if await self.run_once():
                     continue
-                due = await self._store.next_due() if self._writer else None
+                due = await self._store.next_due(self._lane) if self._writer else None
             except StoreUnavailable as error:
                 log.warning("outbox_store_unavailable", error=str(error))
                 due = None

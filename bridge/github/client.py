@@ -26,6 +26,7 @@ import structlog
 from github.GithubException import GithubException
 
 from bridge.clock import Clock
+from bridge.effects import EffectError
 from bridge.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -67,23 +68,8 @@ class IssuePage:
     last: bool  # no page after this one
 
 
-class GitHubError(Exception):
+class GitHubError(EffectError):
     """A failed GitHub call, classified for the outbox."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        status: int | None = None,
-        retry_after: float | None = None,
-        outcome_unknown: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.status = status
-        self.retry_after = retry_after
-        self.outcome_unknown = outcome_unknown
 
 
 class AppTokenRefused(GitHubError):

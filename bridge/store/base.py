@@ -105,9 +105,11 @@ class Store(Protocol):
         incident numbered when it is new. Concurrent calls share fsyncs."""
 
     async def claim_effects(
-        self, now: datetime, limit: int, lease: timedelta
+        self, now: datetime, limit: int, lease: timedelta, lane: str = "github"
     ) -> list[ClaimedEffect]:
-        """Due effects, at most one per incident (its oldest unfinished), claimed for ``lease``."""
+        """Due effects of ``lane`` (``github``, or a notification channel), at most one per
+        incident and lane (its oldest unfinished), claimed for ``lease``. Lanes never wait on
+        each other: a channel that is down holds up only its own effects."""
 
     async def finish_effect(self, effect: ClaimedEffect, now: datetime) -> bool: ...
 
@@ -118,7 +120,7 @@ class Store(Protocol):
     async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
         """Mark permanently failed and record it in the incident's timeline."""
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, lane: str = "github") -> datetime | None:
         """When the next pending effect is due (None when nothing is pending). A backend
         shared by several processes leaves out effects waiting behind their incident's running
         effect: no claim can take them before it ends."""

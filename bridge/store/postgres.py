@@ -39,7 +39,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, Priority, StormMember, TimelineEvent, number_series
+from bridge.model import Incident, Priority, StormMember, TimelineEvent, lane_of, number_series
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -197,8 +197,8 @@ async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now:
             # between this read and our commit would render the old state and nothing would
             # follow it.
             last = await conn.fetchrow(
-                "SELECT kind, state FROM outbox WHERE incident_id = $1 AND state IN"
-                " ('pending', 'running') ORDER BY id DESC LIMIT 1 FOR UPDATE",
+                "SELECT kind, state FROM outbox WHERE incident_id = $1 AND lane = 'github'"
+                " AND state IN ('pending', 'running') ORDER BY id DESC LIMIT 1 FOR UPDATE",
                 incident_id,
             )
             if last is not None and last["kind"] == "github.sync" and last["state"] == "pending":
@@ -208,12 +208,13 @@ async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now:
             payload["event_seq"] = effect.event_seq
         await conn.execute(
             "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
-            " urgent) VALUES ($1, $2, $3, 'pending', $4, $4, $5)",
+            " urgent, lane) VALUES ($1, $2, $3, 'pending', $4, $4, $5, $6)",
             incident_id,
             effect.kind,
             codec.dumps(payload),
             now,
             urgent,
+            lane_of(effect.kind),
         )
     if urgent and not decision.is_new:
         # Raised to P0/P1: what the incident already has queued goes first too.
@@ -262,8 +263,10 @@ CLAIM_LAPSED = """
 WITH picked AS (
     SELECT o.id FROM outbox o
     WHERE o.state = 'running' AND o.lease_until <= $1
+      AND o.lane = $4
       AND o.id = (SELECT min(p.id) FROM outbox p
-                  WHERE p.incident_id = o.incident_id AND p.state IN ('pending', 'running'))
+                  WHERE p.incident_id = o.incident_id AND p.lane = o.lane
+                    AND p.state IN ('pending', 'running'))
     ORDER BY o.lease_until
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
@@ -279,8 +282,10 @@ CLAIM_DUE = """
 WITH picked AS (
     SELECT o.id FROM outbox o
     WHERE o.state = 'pending' AND o.next_attempt_at <= $1
+      AND o.lane = $4
       AND o.id = (SELECT min(p.id) FROM outbox p
-                  WHERE p.incident_id = o.incident_id AND p.state IN ('pending', 'running'))
+                  WHERE p.incident_id = o.incident_id AND p.lane = o.lane
+                    AND p.state IN ('pending', 'running'))
     ORDER BY o.urgent DESC, o.next_attempt_at, o.id
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
@@ -448,13 +453,13 @@ class PostgresStore:
     # -- outbox ----------------------------------------------------------------------------
 
     async def claim_effects(
-        self, now: datetime, limit: int, lease: timedelta
+        self, now: datetime, limit: int, lease: timedelta, lane: str = "github"
     ) -> list[ClaimedEffect]:
         lease_until = now + lease
         async with self._transaction() as conn:
-            lapsed = await conn.fetch(CLAIM_LAPSED, now, limit, lease_until)
+            lapsed = await conn.fetch(CLAIM_LAPSED, now, limit, lease_until, lane)
             due = (
-                await conn.fetch(CLAIM_DUE, now, limit - len(lapsed), lease_until)
+                await conn.fetch(CLAIM_DUE, now, limit - len(lapsed), lease_until, lane)
                 if len(lapsed) < limit
                 else []
             )
@@ -542,16 +547,18 @@ class PostgresStore:
             await _insert_events(conn, effect.incident_id, [event])
             return True
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, lane: str = "github") -> datetime | None:
         # Only effects a claim could take: a pending row waiting behind its incident's older
         # effect (running on another replica, say) is not due, or every idle worker would spin
         # on it until that effect ends.
         async with self._connection() as conn:
             due: datetime | None = await conn.fetchval(
                 "SELECT o.next_attempt_at FROM outbox o WHERE o.state = 'pending'"
-                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id"
+                " AND o.lane = $1 AND NOT EXISTS (SELECT 1 FROM outbox p"
+                " WHERE p.incident_id = o.incident_id AND p.lane = o.lane"
                 " AND p.state IN ('pending', 'running') AND p.id < o.id)"
-                " ORDER BY o.next_attempt_at, o.id LIMIT 1"
+                " ORDER BY o.next_attempt_at, o.id LIMIT 1",
+                lane,
             )
         return due
 
@@ -771,7 +778,8 @@ class PostgresStore:
                 " AND o.next_attempt_at <= $1 AND o.kind <> 'github.storm'"
                 # Only one that can be claimed: behind its incident's older effect (in backoff,
                 # say) it is not waiting for the budget, and must not hold P2/P3 writes back.
-                " AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+                " AND o.lane = 'github' AND o.id = (SELECT min(p.id) FROM outbox p"
+                " WHERE p.incident_id = o.incident_id AND p.lane = 'github'"
                 " AND p.state IN ('pending', 'running')))",
                 now,
             )

@@ -31,7 +31,7 @@ import structlog
 
 from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, Priority, StormMember, TimelineEvent, number_series
+from bridge.model import Incident, Priority, StormMember, TimelineEvent, lane_of, number_series
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -179,7 +179,8 @@ _CLAIM_HEAD = (
     " JOIN incidents i ON i.id = o.incident_id WHERE "
 )
 _CLAIM_OLDEST = (
-    " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+    " AND o.lane = ? AND o.id = (SELECT MIN(p.id) FROM outbox p"
+    " WHERE p.incident_id = o.incident_id AND p.lane = o.lane"
     " AND p.state IN ('pending', 'running'))"
 )
 # Two queries, each walking its own partial index in order and stopping at the limit; one query
@@ -193,7 +194,8 @@ CLAIM_LAPSED = (
 URGENT_WAITING = (
     "SELECT 1 FROM outbox o WHERE o.state = 'pending' AND o.urgent = 1"
     " AND o.next_attempt_at <= ? AND o.kind <> 'github.storm'"
-    " AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.incident_id = o.incident_id"
+    " AND o.lane = 'github' AND o.id = (SELECT MIN(p.id) FROM outbox p"
+    " WHERE p.incident_id = o.incident_id AND p.lane = 'github'"
     " AND p.state IN ('pending', 'running')) LIMIT 1"
 )
 CLAIM_DUE = (
@@ -257,8 +259,8 @@ def _insert_effects(
     for effect in decision.effects:
         if effect.kind == "github.sync" and not decision.is_new:
             last = conn.execute(
-                "SELECT kind, state FROM outbox WHERE incident_id = ? AND state IN"
-                " ('pending', 'running') ORDER BY id DESC LIMIT 1",
+                "SELECT kind, state FROM outbox WHERE incident_id = ? AND lane = 'github'"
+                " AND state IN ('pending', 'running') ORDER BY id DESC LIMIT 1",
                 (incident_id,),
             ).fetchone()
             if last is not None and last[0] == "github.sync" and last[1] == "pending":
@@ -268,8 +270,16 @@ def _insert_effects(
             payload["event_seq"] = effect.event_seq
         conn.execute(
             "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
-            " urgent) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-            (incident_id, effect.kind, codec.dumps(payload), now, now, urgent),
+            " urgent, lane) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+            (
+                incident_id,
+                effect.kind,
+                codec.dumps(payload),
+                now,
+                now,
+                urgent,
+                lane_of(effect.kind),
+            ),
         )
     if urgent and not decision.is_new:
         # Raised to P0/P1: what the incident already has queued goes first too.
@@ -474,15 +484,15 @@ class SqliteStore:
     # -- outbox ----------------------------------------------------------------------------
 
     async def claim_effects(
-        self, now: datetime, limit: int, lease: timedelta
+        self, now: datetime, limit: int, lease: timedelta, lane: str = "github"
     ) -> list[ClaimedEffect]:
         at = codec.epoch(now)
 
         def unit(conn: sqlite3.Connection) -> list[ClaimedEffect]:
             # Running effects whose lease ran out (their worker died or gave up: the outcome of
             # what it sent is unknown), then due pending ones; one per incident, its oldest.
-            rows = conn.execute(CLAIM_LAPSED, (at, limit)).fetchall()
-            rows += conn.execute(CLAIM_DUE, (at, limit - len(rows))).fetchall()
+            rows = conn.execute(CLAIM_LAPSED, (at, lane, limit)).fetchall()
+            rows += conn.execute(CLAIM_DUE, (at, lane, limit - len(rows))).fetchall()
             claimed = []
             for (
                 effect_id,
@@ -585,9 +595,12 @@ class SqliteStore:
     def _row(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._rconn().execute(sql, params).fetchone()
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, lane: str = "github") -> datetime | None:
         def read() -> datetime | None:
-            row = self._row("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'")
+            row = self._row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND lane = ?",
+                (lane,),
+            )
             return codec.from_epoch(row[0]) if row and row[0] is not None else None
 
         return await self._read(read)
@@ -847,12 +860,7 @@ class SqliteStore:
 
     async def urgent_waiting(self, now: datetime) -> bool:
         at = codec.epoch(now)
-        return await self._read(
-            lambda: (
-                self._row(URGENT_WAITING, (at,))
-                is not None
-            )
-        )
+        return await self._read(lambda: self._row(URGENT_WAITING, (at,)) is not None)
 
     async def writes_since(self, since: datetime) -> list[datetime]:
         rows = await self._read(

@@ -107,4 +107,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX storm_members_by_storm ON storm_members (storm_id);
     """,
+    # 5: outbox lanes: GitHub and each notification channel claim their own effects, so one
+    # channel down never delays another
+    """
+    ALTER TABLE outbox ADD COLUMN lane TEXT NOT NULL DEFAULT 'github';
+    CREATE INDEX outbox_lane_due ON outbox (lane, urgent DESC, next_attempt_at, id)
+        WHERE state = 'pending';
+    CREATE INDEX outbox_lane_active ON outbox (incident_id, lane, id)
+        WHERE state IN ('pending', 'running');
+    """,
 )

@@ -223,7 +223,9 @@ def test_claim_queries_walk_an_index_instead_of_sorting_the_backlog(
     conn = sqlite3.connect(tmp_path / "plan.db")
     for script in MIGRATIONS:
         conn.executescript(script)
-    plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", (0.0, 32)))
+    plan = " | ".join(
+        row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", (0.0, "github", 32))
+    )
     conn.close()
     assert "TEMP B-TREE" not in plan, plan
     assert "USING INDEX outbox_" in plan, plan
