@@ -38,6 +38,10 @@ from bridge.github.sync import GitHubSync
 from bridge.ingest import Ingestor
 from bridge.metrics import Metrics
 from bridge.model import Classification, Incident, Priority
+from bridge.notify.base import Notifier
+from bridge.notify.email import EmailNotifier
+from bridge.notify.policy import Audience, Recipient, notifications
+from bridge.notify.runner import NotifyRunner
 from bridge.outbox import Gate, Outbox
 from bridge.retention import Retention
 from bridge.rules import Rules
@@ -56,6 +60,7 @@ class StartupError(Exception):
 
 TRACKER = web.AppKey("tracker", IssueTracker)
 RETENTION = web.AppKey("retention", Retention)
+NOTIFY_LANES = web.AppKey("notify_lanes", list[Outbox])
 OUTBOX = web.AppKey("outbox", Outbox)
 
 _SHUTDOWN_DRAIN_SECONDS = 7.0
@@ -192,6 +197,28 @@ async def _ensure_labels(
         delay = min(delay * 2, 300.0)
 
 
+def build_audience(config: Config, rules: Rules) -> Audience:
+    """Who is told what: the configured channels, the stakeholders, and per priority the
+    stakeholder channels of ``rules/priorities.yaml``."""
+    return Audience(
+        slack=config.slack is not None,
+        email=config.email is not None,
+        sms=config.sms is not None,
+        stakeholders=tuple(
+            Recipient(name=p.name, email=p.email, phone=p.phone) for p in config.stakeholders
+        ),
+        channels={p: frozenset(rules.policy(p).stakeholders) for p in Priority},
+    )
+
+
+def build_notifiers(config: Config) -> list[Notifier]:
+    """One adapter per configured channel."""
+    notifiers: list[Notifier] = []
+    if config.email is not None:
+        notifiers.append(EmailNotifier(config.email))
+    return notifiers
+
+
 def _writer_gate(store: Store, clock: Clock, lease: timedelta) -> Gate:
     """The GitHub writer lease for this process: one replica at a time runs effects, so one
     request at a time goes out per token and the shared budget is spent by one hand."""
@@ -233,17 +260,46 @@ def create_app(
     sync = GitHubSync(store, the_tracker, build_render_options(config, rules), clock, budget)
     writer = _writer_gate(store, clock, config.store.lease)
     outbox = Outbox(store, sync.run, clock, metrics, lease=config.store.lease, gate=writer)
-    ingestor = Ingestor(store, policy, config.identity, clock, metrics, on_effects=outbox.wake)
+    repository = "" if config.github.dry_run else the_tracker.repository
+    # One lane per notification channel: a channel that is down delays only itself.
+    notifiers = build_notifiers(config)
+    lanes = [
+        Outbox(
+            store,
+            NotifyRunner(store, notifier, repository).run,
+            clock,
+            metrics,
+            lease=config.store.lease,
+            lane=notifier.channel,
+        )
+        for notifier in notifiers
+    ]
+    audience = build_audience(config, rules)
+
+    def wake_all() -> None:
+        for worker in (outbox, *lanes):
+            worker.wake()
+
+    ingestor = Ingestor(
+        store,
+        policy,
+        config.identity,
+        clock,
+        metrics,
+        on_effects=wake_all,
+        notify=lambda decision: notifications(decision, audience),
+    )
     services = app[SERVICES] = Services(
         config=config,
         clock=clock,
         metrics=metrics,
         store=store,
         ingestor=ingestor,
-        repository="" if config.github.dry_run else the_tracker.repository,
+        repository=repository,
     )
     app[TRACKER] = the_tracker
     app[OUTBOX] = outbox
+    app[NOTIFY_LANES] = lanes
     if config.store.is_postgres:
         services.exports_shared_gauges = lambda: outbox.is_writer
     retention = app[RETENTION] = Retention(store, clock, metrics, config.store.retention)
@@ -274,6 +330,18 @@ def create_app(
         if close is not None:
             await close()
 
+    async def notify_ctx(app: web.Application) -> AsyncIterator[None]:
+        workers = [asyncio.create_task(lane.run_forever()) for lane in lanes] if run_outbox else []
+        yield
+        for lane in lanes:
+            lane.stop()
+        if workers:
+            _done, pending = await asyncio.wait(workers, timeout=_SHUTDOWN_DRAIN_SECONDS)
+            for worker in pending:
+                worker.cancel()
+        for notifier in notifiers:
+            await notifier.close()
+
     async def retention_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(retention.run_forever()) if run_outbox else None
         yield
@@ -283,6 +351,7 @@ def create_app(
 
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(github_ctx)
+    app.cleanup_ctx.append(notify_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.router.add_post("/api/v1/alerts", alerts.receive_alerts)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)

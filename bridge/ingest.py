@@ -8,7 +8,7 @@ from bridge.clock import Clock
 from bridge.engine import Decision, Policy, apply_notification
 from bridge.identity import IdentityMode, identity_key, identity_of
 from bridge.metrics import Metrics
-from bridge.model import Incident, Notification
+from bridge.model import EffectSpec, Incident, Notification
 from bridge.store.base import Store
 
 
@@ -23,6 +23,7 @@ class Ingestor:
         clock: Clock,
         metrics: Metrics,
         on_effects: Callable[[], None] = lambda: None,
+        notify: Callable[[Decision], list[EffectSpec]] = lambda _decision: [],
     ) -> None:
         self._store = store
         self._policy = policy
@@ -30,13 +31,17 @@ class Ingestor:
         self._clock = clock
         self._metrics = metrics
         self._on_effects = on_effects
+        self._notify = notify
 
     async def ingest(self, notification: Notification) -> Decision:
         identity = identity_of(notification, self._identity_mode)
         key = identity_key(identity)
 
         def decide(current: Incident | None) -> Decision:
-            return apply_notification(current, notification, self._clock(), self._policy)
+            decision = apply_notification(current, notification, self._clock(), self._policy)
+            # Messages are effects of the same transaction: told once, whatever happens next.
+            decision.effects.extend(self._notify(decision))
+            return decision
 
         decision = await self._store.ingest(key, identity, decide)
         self._metrics.alerts.inc(len(notification.alerts))

@@ -22,7 +22,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.app import OUTBOX, create_app
+from bridge.app import NOTIFY_LANES, OUTBOX, create_app
 from bridge.clock import FakeClock
 from bridge.config import Config, load_config
 from bridge.store.postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
@@ -100,6 +100,8 @@ class Harness:
         """Run every effect that is due now."""
         assert self.app is not None
         await self.app[OUTBOX].drain()
+        for lane in self.app[NOTIFY_LANES]:  # after GitHub, so messages can link the issue
+            await lane.drain()
 
     async def incidents(self) -> list[dict[str, Any]]:
         response = await self.http.get("/api/v1/incidents")

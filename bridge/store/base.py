@@ -173,6 +173,13 @@ class Store(Protocol):
 
     async def set_budget_factor(self, factor: float, at: datetime) -> None: ...
 
+    async def notify_state(self, incident_id: int, channel: str) -> dict[str, str]:
+        """What ``channel`` keeps for the incident between its messages (empty at first)."""
+
+    async def save_notify_state(
+        self, incident_id: int, channel: str, state: dict[str, str]
+    ) -> None: ...
+
     async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
         """Put back an incident rebuilt from its GitHub issue, keeping ``incident.number``
         (``kind``, ``number`` and ``key`` are set by the caller). Returns False, changing

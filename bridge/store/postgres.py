@@ -948,6 +948,29 @@ class PostgresStore:
                         now,
                     )
 
+    # -- notification channels' state -------------------------------------------------
+
+    async def notify_state(self, incident_id: int, channel: str) -> dict[str, str]:
+        async with self._connection() as conn:
+            data = await conn.fetchval(
+                "SELECT data FROM notify_state WHERE incident_id = $1 AND channel = $2",
+                incident_id,
+                channel,
+            )
+        return dict(codec.loads(data)) if data is not None else {}
+
+    async def save_notify_state(
+        self, incident_id: int, channel: str, state: dict[str, str]
+    ) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO notify_state (incident_id, channel, data) VALUES ($1, $2, $3)"
+                " ON CONFLICT (incident_id, channel) DO UPDATE SET data = excluded.data",
+                incident_id,
+                channel,
+                codec.dumps(state),
+            )
+
 
 def _event(row: asyncpg.Record) -> TimelineEvent:
     return codec.event_from_row(

@@ -126,4 +126,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_lane_active ON outbox (incident_id, lane, id)
         WHERE state IN ('pending', 'running');
     """,
+    # 5: what a notification channel keeps per incident (Slack's root message)
+    """
+    CREATE TABLE notify_state (
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        channel     TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (incident_id, channel)
+    );
+    """,
 )

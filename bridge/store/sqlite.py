@@ -1046,3 +1046,26 @@ class SqliteStore:
                     )
 
         await self._write(unit)
+
+    # -- notification channels' state -------------------------------------------------
+
+    async def notify_state(self, incident_id: int, channel: str) -> dict[str, str]:
+        row = await self._read(
+            lambda: self._row(
+                "SELECT data FROM notify_state WHERE incident_id = ? AND channel = ?",
+                (incident_id, channel),
+            )
+        )
+        return dict(codec.loads(row[0])) if row else {}
+
+    async def save_notify_state(
+        self, incident_id: int, channel: str, state: dict[str, str]
+    ) -> None:
+        data = codec.dumps(state)
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO notify_state (incident_id, channel, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (incident_id, channel) DO UPDATE SET data = excluded.data",
+                (incident_id, channel, data),
+            )
+        )

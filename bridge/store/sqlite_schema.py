@@ -116,4 +116,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_lane_active ON outbox (incident_id, lane, id)
         WHERE state IN ('pending', 'running');
     """,
+    # 6: what a notification channel keeps per incident (Slack's root message)
+    """
+    CREATE TABLE notify_state (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        channel     TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (incident_id, channel)
+    ) WITHOUT ROWID;
+    """,
 )

@@ -1,0 +1,85 @@
+"""Email to stakeholders over SMTP (aiosmtplib): STARTTLS, optional login, text + HTML.
+
+Failures are classified for the outbox: the server unreachable or answering 4xx is retryable (and
+nothing went out); a 5xx refusal (a bad address, a refused sender, a failed login) is permanent;
+a connection lost or timed out after the message was handed over may have delivered it, so the
+retry says the outcome is unknown (email is at least once, never lost).
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+
+import aiosmtplib
+
+from bridge.config import EmailConfig
+from bridge.effects import EffectError
+from bridge.model import Lane
+from bridge.notify import render
+from bridge.notify.base import Notice
+
+
+def build_message(config: EmailConfig, notice: Notice) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = config.from_
+    message["To"] = formataddr((notice.recipient_name, notice.recipient))
+    message["Subject"] = render.subject(notice.incident, notice.event)
+    domain = config.from_.rpartition("@")[2] or None
+    message["Message-ID"] = make_msgid(
+        idstring=f"{notice.event.event_id(notice.incident)}", domain=domain
+    )
+    message.set_content(render.text_body(notice))
+    message.add_alternative(render.html_body(notice), subtype="html")
+    return message
+
+
+class EmailNotifier:
+    channel: Lane = "email"
+
+    def __init__(self, config: EmailConfig) -> None:
+        self._config = config
+
+    async def send(self, notice: Notice) -> dict[str, str]:
+        config = self._config
+        message = build_message(config, notice)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=config.smtp_host,
+                port=config.smtp_port,
+                start_tls=config.starttls,
+                username=config.username,
+                password=config.password.get() if config.password is not None else None,
+                timeout=config.timeout.total_seconds(),
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            codes = sorted({refusal.code for refusal in error.recipients})
+            raise EffectError(
+                f"SMTP refused the recipient ({', '.join(map(str, codes))})",
+                retryable=all(400 <= code < 500 for code in codes),
+                status=codes[0] if codes else None,
+            ) from None
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as error:
+            raise EffectError(
+                f"SMTP server unreachable: {type(error).__name__}", retryable=True
+            ) from None
+        except aiosmtplib.SMTPResponseException as error:
+            raise EffectError(
+                f"SMTP {error.code}: {error.message[:200]}",
+                retryable=400 <= error.code < 500,
+                status=error.code,
+            ) from None
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as error:
+            # Possibly after the server took the message: repeat, but say so.
+            raise EffectError(
+                f"SMTP connection lost: {type(error).__name__}",
+                retryable=True,
+                outcome_unknown=True,
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as error:
+            raise EffectError(f"SMTP failed: {type(error).__name__}", retryable=True) from None
+        return {}
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,86 @@
+"""Who is told what, when: the stakeholder rules as a pure function of a decision.
+
+- **Slack** (the responders): every incident, every update — opened, alerts firing or resolved,
+  priority raised, resolved, reopened — one message each (threaded under the incident's root
+  message by the adapter).
+- **Stakeholders**, by the priority's ``stakeholders`` channels in ``rules/priorities.yaml``
+  (bundled: P0 email + SMS, P1 email, P2/P3 the status page only): told when the incident opens
+  or reopens, and by email again when it resolves. A priority rise tells them what the new
+  priority requires that the old one did not (P2 → P1: the email; P1 → P0: the SMS).
+
+Each message is its own effect, keyed by (incident, event, channel, recipient): the event's
+``seq`` and the recipient are in the effect, so a retry or another replica never sends it twice.
+Maintenance requests are planned work: nobody is notified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bridge.engine import Decision
+from bridge.model import EffectSpec, Priority, TimelineEvent
+
+SLACK_EVENTS = frozenset(
+    {"opened", "alert_firing", "alert_resolved", "priority_raised", "resolved", "reopened"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    name: str
+    email: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """What is configured: the channels that exist and the stakeholders to tell."""
+
+    slack: bool
+    email: bool
+    sms: bool
+    stakeholders: tuple[Recipient, ...]
+    channels: Mapping[Priority, frozenset[str]]  # per priority: email | sms | status_page
+
+
+def _stakeholder_channels(event: TimelineEvent, priority: Priority, audience: Audience) -> set[str]:
+    wanted = set(audience.channels[priority])
+    if event.kind in ("opened", "reopened"):
+        return wanted
+    if event.kind == "priority_raised":
+        before = audience.channels[Priority(event.data["old"])]
+        return wanted - before
+    if event.kind == "resolved":
+        return wanted & {"email"}  # the all-clear by email; nobody is texted it
+    return set()
+
+
+def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
+    """The notification effects ``decision`` calls for, in a stable order."""
+    incident = decision.incident
+    if incident is None or incident.kind != "incident" or not decision.changed:
+        return []
+    effects: list[EffectSpec] = []
+    for event in decision.events:
+        if audience.slack and event.kind in SLACK_EVENTS:
+            effects.append(EffectSpec("notify.slack", {"event": event.kind}, event_seq=event.seq))
+        wanted = _stakeholder_channels(event, incident.priority, audience)
+        for person in audience.stakeholders:
+            if "email" in wanted and audience.email and person.email:
+                effects.append(
+                    EffectSpec(
+                        "notify.email",
+                        {"to": person.email, "name": person.name, "event": event.kind},
+                        event_seq=event.seq,
+                    )
+                )
+            if "sms" in wanted and audience.sms and person.phone:
+                effects.append(
+                    EffectSpec(
+                        "notify.sms",
+                        {"to": person.phone, "name": person.name, "event": event.kind},
+                        event_seq=event.seq,
+                    )
+                )
+    return effects
