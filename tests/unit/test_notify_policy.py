@@ -1,0 +1,143 @@
+"""Who is told what: the stakeholder rules as a table of decisions and the messages they cause."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge.engine import Decision
+from bridge.model import Incident, Priority, TimelineEvent
+from bridge.notify.policy import Audience, Recipient, notifications
+
+T0 = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
+BUNDLED = {
+    Priority.P0: frozenset({"email", "sms"}),
+    Priority.P1: frozenset({"email"}),
+    Priority.P2: frozenset({"status_page"}),
+    Priority.P3: frozenset({"status_page"}),
+}
+PEOPLE = (
+    Recipient("Alice", "alice@example.com", "+15550001111"),
+    Recipient("Bob", "bob@example.com", None),
+    Recipient("Carol", None, "+15550002222"),
+)
+EVERYTHING = Audience(slack=True, email=True, sms=True, stakeholders=PEOPLE, channels=BUNDLED)
+
+
+def incident(priority: Priority, kind: str = "incident") -> Incident:
+    return Incident(
+        key="k" * 64,
+        identity="id",
+        kind=kind,  # type: ignore[arg-type]  # tests pass only valid kinds
+        receiver="r",
+        group_key="g",
+        group_labels={},
+        state="open",
+        priority=priority,
+        priority_rule="test",
+        summary="disk full",
+        opened_at=T0,
+        earliest_starts_at=T0,
+        respond_by=None,
+        resolve_by=None,
+        number=1,
+    )
+
+
+def decided(
+    priority: Priority, *events: tuple[str, dict[str, str]], kind: str = "incident"
+) -> Decision:
+    return Decision(
+        outcome="updated",
+        incident=incident(priority, kind),
+        changed=True,
+        events=[
+            TimelineEvent(seq=n, at=T0, kind=event, text=event, data=data)  # type: ignore[arg-type]  # valid kinds
+            for n, (event, data) in enumerate(events, start=1)
+        ],
+    )
+
+
+def sent(decision: Decision, audience: Audience = EVERYTHING) -> list[tuple[str, str, int | None]]:
+    return [
+        (e.kind, str(e.payload.get("to", "")), e.event_seq)
+        for e in notifications(decision, audience)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [
+        (
+            Priority.P0,
+            [
+                ("notify.slack", "", 1),
+                ("notify.email", "alice@example.com", 1),
+                ("notify.sms", "+15550001111", 1),
+                ("notify.email", "bob@example.com", 1),
+                ("notify.sms", "+15550002222", 1),
+            ],
+        ),
+        (
+            Priority.P1,
+            [
+                ("notify.slack", "", 1),
+                ("notify.email", "alice@example.com", 1),
+                ("notify.email", "bob@example.com", 1),
+            ],
+        ),
+        (Priority.P2, [("notify.slack", "", 1)]),
+        (Priority.P3, [("notify.slack", "", 1)]),
+    ],
+)
+def test_an_opening_tells_what_its_priority_requires(
+    priority: Priority, expected: list[tuple[str, str, int | None]]
+) -> None:
+    """P0: email + SMS to every stakeholder who has one; P1: email; P2/P3: the status page
+    only. Slack hears every incident."""
+    assert sent(decided(priority, ("opened", {}))) == expected
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "channels"),
+    [
+        ("P2", Priority.P1, {"notify.slack", "notify.email"}),
+        ("P1", Priority.P0, {"notify.slack", "notify.sms"}),  # the email went out at P1
+        ("P3", Priority.P2, {"notify.slack"}),
+        ("P2", Priority.P0, {"notify.slack", "notify.email", "notify.sms"}),
+    ],
+)
+def test_a_priority_rise_sends_only_what_the_new_priority_adds(
+    old: str, new: Priority, channels: set[str]
+) -> None:
+    """A rise tells stakeholders what the new priority requires and the old one did not."""
+    kinds = {kind for kind, _, _ in sent(decided(new, ("priority_raised", {"old": old})))}
+    assert kinds == channels
+
+
+def test_a_resolution_is_an_email_never_a_text() -> None:
+    """The all-clear goes by email to those a P0/P1 told; nobody is texted it."""
+    kinds = [kind for kind, _, _ in sent(decided(Priority.P0, ("resolved", {})))]
+    assert kinds == ["notify.slack", "notify.email", "notify.email"]
+    assert [k for k, _, _ in sent(decided(Priority.P2, ("resolved", {})))] == ["notify.slack"]
+
+
+def test_alert_updates_reach_slack_only() -> None:
+    """An alert firing or resolving inside an open incident is a Slack thread reply only."""
+    decision = decided(Priority.P0, ("alert_firing", {}), ("alert_resolved", {}))
+    assert sent(decision) == [("notify.slack", "", 1), ("notify.slack", "", 2)]
+
+
+def test_unconfigured_channels_and_maintenance_tell_nobody() -> None:
+    """No Slack, email or SMS configured: no effects; a maintenance request tells nobody."""
+    nothing = Audience(slack=False, email=False, sms=False, stakeholders=PEOPLE, channels=BUNDLED)
+    assert sent(decided(Priority.P0, ("opened", {})), nothing) == []
+    assert sent(decided(Priority.P0, ("opened", {}), kind="maint")) == []
+
+
+def test_an_unchanged_decision_tells_nobody() -> None:
+    """A repeat (nothing changed) sends nothing, whatever it carries."""
+    decision = decided(Priority.P0, ("opened", {}))
+    decision.changed = False
+    assert sent(decision) == []
