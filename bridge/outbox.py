@@ -21,7 +21,7 @@ from bridge.clock import Clock
 from bridge.effects import EffectError
 from bridge.github.sync import PermanentEffectError
 from bridge.metrics import Metrics
-from bridge.model import Lane
+from bridge.model import EffectSpec, Lane
 from bridge.store.base import ClaimedEffect, Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
@@ -62,6 +62,7 @@ class Outbox:
         rng: random.Random | None = None,
         gate: Gate | None = None,
         lane: Lane = "github",
+        fallback: Callable[[ClaimedEffect], list[EffectSpec]] = lambda _effect: [],
     ) -> None:
         self._store = store
         self._runner = runner
@@ -72,6 +73,7 @@ class Outbox:
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._gate = gate
         self._lane = lane
+        self._fallback = fallback  # who to tell instead when an effect fails for good
         self._writer = gate is None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -152,10 +154,12 @@ class Outbox:
                 )
             else:
                 result = "failed"
-                await self._store.fail_effect(effect, self._clock(), error_text)
+                await self._store.fail_effect(
+                    effect, self._clock(), error_text, self._fallback(effect)
+                )
         except PermanentEffectError as error:
             result, error_text = "failed", str(error)
-            await self._store.fail_effect(effect, self._clock(), error_text)
+            await self._store.fail_effect(effect, self._clock(), error_text, self._fallback(effect))
         except StoreUnavailable as error:
             # The claim stays until its lease ends; then it is taken again.
             result, error_text = "retry", f"store unavailable: {error}"

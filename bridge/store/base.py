@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bridge.engine import Decision
-from bridge.model import EffectKind, Incident, Priority, StormMember, TimelineEvent
+from bridge.model import EffectKind, EffectSpec, Incident, Priority, StormMember, TimelineEvent
 
 
 class StoreUnavailable(Exception):
@@ -89,6 +89,19 @@ class Storm:
 Decide = Callable[[Incident | None], Decision]
 
 
+def failure_text(kind: str, error: str, fallback: Sequence[EffectSpec]) -> str:
+    """The timeline line of a permanently failed effect, naming who is told instead (by name:
+    the timeline is shown in the issue, addresses and numbers never are)."""
+    text = f"{kind} failed permanently: {error[:200]}"
+    if fallback:
+        instead = ", ".join(
+            f"{spec.kind.removeprefix('notify.')} to {spec.payload.get('name') or 'someone'}"
+            for spec in fallback
+        )
+        text += f"; told instead: {instead}"
+    return text
+
+
 class Store(Protocol):
     """Durable state. Every method may raise StoreUnavailable."""
 
@@ -117,8 +130,15 @@ class Store(Protocol):
         self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
     ) -> bool: ...
 
-    async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
-        """Mark permanently failed and record it in the incident's timeline."""
+    async def fail_effect(
+        self,
+        effect: ClaimedEffect,
+        now: datetime,
+        error: str,
+        fallback: Sequence[EffectSpec] = (),
+    ) -> bool:
+        """Mark permanently failed and record it in the incident's timeline; in the same
+        transaction, queue ``fallback`` (a notification on the person's next channel)."""
 
     async def next_due(self, lane: str = "github") -> datetime | None:
         """When the next pending effect is due (None when nothing is pending). A backend

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -39,7 +39,15 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, Priority, StormMember, TimelineEvent, lane_of, number_series
+from bridge.model import (
+    EffectSpec,
+    Incident,
+    Priority,
+    StormMember,
+    TimelineEvent,
+    lane_of,
+    number_series,
+)
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -50,6 +58,7 @@ from bridge.store.base import (
     PruneResult,
     StoreUnavailable,
     Storm,
+    failure_text,
 )
 from bridge.store.postgres_schema import MIGRATIONS, MIGRATIONS_TABLE
 
@@ -510,7 +519,13 @@ class PostgresStore:
             )
         return done is not None
 
-    async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
+    async def fail_effect(
+        self,
+        effect: ClaimedEffect,
+        now: datetime,
+        error: str,
+        fallback: Sequence[EffectSpec] = (),
+    ) -> bool:
         async with self._transaction() as conn:
             key = await conn.fetchval("SELECT key FROM incidents WHERE id = $1", effect.incident_id)
             if key is None:
@@ -540,11 +555,14 @@ class PostgresStore:
                 seq=incident.event_seq,
                 at=now,
                 kind="effect_failed",
-                text=f"{effect.kind} failed permanently: {error[:200]}",
+                text=failure_text(effect.kind, error, fallback),
                 data={"effect": effect.kind, "effect_id": effect.id},
             )
             await _save_incident(conn, incident, now, new=False)
             await _insert_events(conn, effect.incident_id, [event])
+            if fallback:
+                queued = Decision(outcome="updated", incident=incident, effects=list(fallback))
+                await _insert_effects(conn, effect.incident_id, queued, now)
             return True
 
     async def next_due(self, lane: str = "github") -> datetime | None:

@@ -21,7 +21,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,15 @@ import structlog
 
 from bridge import storm as storms
 from bridge.engine import Decision
-from bridge.model import Incident, Priority, StormMember, TimelineEvent, lane_of, number_series
+from bridge.model import (
+    EffectSpec,
+    Incident,
+    Priority,
+    StormMember,
+    TimelineEvent,
+    lane_of,
+    number_series,
+)
 from bridge.store import codec
 from bridge.store.base import (
     ClaimedEffect,
@@ -42,6 +50,7 @@ from bridge.store.base import (
     PruneResult,
     StoreUnavailable,
     Storm,
+    failure_text,
 )
 from bridge.store.sqlite_schema import MIGRATIONS
 
@@ -561,7 +570,13 @@ class SqliteStore:
             )
         )
 
-    async def fail_effect(self, effect: ClaimedEffect, now: datetime, error: str) -> bool:
+    async def fail_effect(
+        self,
+        effect: ClaimedEffect,
+        now: datetime,
+        error: str,
+        fallback: Sequence[EffectSpec] = (),
+    ) -> bool:
         def unit(conn: sqlite3.Connection) -> bool:
             changed = conn.execute(
                 "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ?,"
@@ -580,11 +595,14 @@ class SqliteStore:
                 seq=incident.event_seq,
                 at=now,
                 kind="effect_failed",
-                text=f"{effect.kind} failed permanently: {error[:200]}",
+                text=failure_text(effect.kind, error, fallback),
                 data={"effect": effect.kind, "effect_id": effect.id},
             )
             _save_incident(conn, incident, codec.epoch(now), new=False)
             _insert_events(conn, effect.incident_id, [event])
+            if fallback:
+                queued = Decision(outcome="updated", incident=incident, effects=list(fallback))
+                _insert_effects(conn, effect.incident_id, queued, codec.epoch(now))
             return True
 
         return await self._write(unit)

@@ -22,7 +22,7 @@ import pytest
 
 from bridge.clock import FakeClock
 from bridge.identity import identity_key
-from bridge.model import Priority
+from bridge.model import EffectSpec, Priority
 from bridge.store import codec
 from bridge.store.base import ClaimedEffect, IssueRecord, PruneResult, StoreUnavailable
 from bridge.store.postgres import PostgresStore
@@ -847,3 +847,30 @@ async def test_only_a_claimable_urgent_effect_holds_p2_p3_writes_back(
     assert not await store.urgent_waiting(clock())
     clock.advance(301)
     assert await store.urgent_waiting(clock())
+
+
+async def test_a_permanent_failure_queues_its_fallback_in_the_same_transaction(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """A message that fails for good is failed, the timeline names who is told instead (by
+    name, never by address), and the fallback waits in its own lane for the same event."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    [effect] = await store.claim_effects(clock(), 10, LEASE)
+    fallback = [
+        EffectSpec(
+            "notify.sms",
+            {"to": "+15550001111", "name": "Alice", "fallback_for": "alice@example.com"},
+            event_seq=1,
+        )
+    ]
+    assert await store.fail_effect(effect, clock(), "550 no such user", fallback)
+    events = await store.load_events(incident.id, 50)
+    [failed] = [e for e in events if e.kind == "effect_failed"]
+    assert "told instead: sms to Alice" in failed.text
+    assert "+1555" not in failed.text
+    [sms] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert sms.kind == "notify.sms"
+    assert sms.payload["to"] == "+15550001111"
+    assert sms.payload["event_seq"] == 1
+    assert await store.claim_effects(clock(), 10, LEASE) == []  # nothing in the GitHub lane

@@ -1,0 +1,65 @@
+"""Who is told instead when a channel cannot reach someone: the fallback rule as a table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.notify.fallback import Contacts, fallback_for
+from bridge.notify.policy import Recipient
+
+ALICE = Recipient("Alice", "alice@example.com", "+15550001111")
+BOB = Recipient("Bob", "bob@example.com", None)
+ESCALATE = (
+    Recipient("Erin", "erin@example.com", "+15550003333"),
+    Recipient("Sam", None, "+15550004444"),
+)
+BOTH = Contacts(email=True, sms=True, stakeholders=(ALICE, BOB), escalation=ESCALATE)
+
+
+def told(kind: str, payload: dict[str, Any], contacts: Contacts = BOTH) -> list[tuple[str, str]]:
+    return [(s.kind, s.payload["to"]) for s in fallback_for(kind, payload, contacts)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "to", "expected"),
+    [
+        ("notify.email", "alice@example.com", [("notify.sms", "+15550001111")]),
+        ("notify.sms", "+15550001111", [("notify.email", "alice@example.com")]),
+        ("notify.email", "bob@example.com", []),  # Bob has no phone: nobody else to try
+        ("notify.email", "stranger@example.com", []),
+        (
+            "notify.slack",
+            "",
+            [("notify.email", "erin@example.com"), ("notify.sms", "+15550004444")],
+        ),
+    ],
+)
+def test_a_failed_channel_falls_back_to_the_persons_next(
+    kind: str, to: str, expected: list[tuple[str, str]]
+) -> None:
+    """Email ↔ SMS for the same person; Slack down → the escalation contacts (email, else SMS)."""
+    assert told(kind, {"to": to, "name": "x", "event": "opened", "event_seq": 3}) == expected
+
+
+def test_a_fallback_never_falls_back_again() -> None:
+    """Two broken channels cannot ping-pong: a fallback message that fails is the end of it."""
+    payload = {"to": "+15550001111", "event_seq": 3, "fallback_for": "alice@example.com"}
+    assert told("notify.sms", payload) == []
+
+
+def test_only_configured_channels_are_used() -> None:
+    """Without SMS configured, a refused email has nowhere else to go."""
+    no_sms = Contacts(email=True, sms=False, stakeholders=(ALICE,), escalation=())
+    assert told("notify.email", {"to": "alice@example.com", "event_seq": 1}, no_sms) == []
+
+
+def test_the_fallback_keeps_the_event_and_names_the_person() -> None:
+    """Same event (so its message says the same thing), the person's name for the timeline."""
+    [spec] = fallback_for(
+        "notify.email", {"to": "alice@example.com", "event_seq": 7, "event": "opened"}, BOTH
+    )
+    assert spec.event_seq == 7
+    assert spec.payload["name"] == "Alice"
+    assert spec.payload["event"] == "opened"
