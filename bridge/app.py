@@ -42,6 +42,7 @@ from bridge.notify.base import Notifier
 from bridge.notify.email import EmailNotifier
 from bridge.notify.policy import Audience, Recipient, notifications
 from bridge.notify.runner import NotifyRunner
+from bridge.notify.slack import SlackNotifier
 from bridge.outbox import Gate, Outbox
 from bridge.retention import Retention
 from bridge.rules import Rules
@@ -216,6 +217,8 @@ def build_notifiers(config: Config) -> list[Notifier]:
     notifiers: list[Notifier] = []
     if config.email is not None:
         notifiers.append(EmailNotifier(config.email))
+    if config.slack is not None:
+        notifiers.append(SlackNotifier(config.slack))
     return notifiers
 
 

@@ -2,7 +2,7 @@
 
 - **Slack** (the responders): every incident, every update — opened, alerts firing or resolved,
   priority raised, resolved, reopened — one message each (threaded under the incident's root
-  message by the adapter).
+  message by the adapter); the alerts an incident opens with are part of its root message.
 - **Stakeholders**, by the priority's ``stakeholders`` channels in ``rules/priorities.yaml``
   (bundled: P0 email + SMS, P1 email, P2/P3 the status page only): told when the incident opens
   or reopens, and by email again when it resolves. A priority rise tells them what the new
@@ -62,8 +62,13 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
     if incident is None or incident.kind != "incident" or not decision.changed:
         return []
     effects: list[EffectSpec] = []
+    # The alerts an incident opens with are in its root Slack message; they come before the
+    # "opened" event in the timeline, so as replies they would precede the root they belong to.
+    opening = any(event.kind == "opened" for event in decision.events)
     for event in decision.events:
         if audience.slack and event.kind in SLACK_EVENTS:
+            if opening and event.kind == "alert_firing":
+                continue
             effects.append(EffectSpec("notify.slack", {"event": event.kind}, event_seq=event.seq))
         wanted = _stakeholder_channels(event, incident.priority, audience)
         for person in audience.stakeholders:

@@ -129,6 +129,15 @@ def test_alert_updates_reach_slack_only() -> None:
     assert sent(decision) == [("notify.slack", "", 1), ("notify.slack", "", 2)]
 
 
+def test_the_alerts_an_incident_opens_with_are_in_its_root_message() -> None:
+    """Opening: Slack gets the one root message; the opening alerts (before it in the
+    timeline) are not replies of their own, while a reopen's alerts still are."""
+    opening = decided(Priority.P2, ("alert_firing", {}), ("alert_firing", {}), ("opened", {}))
+    assert sent(opening) == [("notify.slack", "", 3)]
+    reopening = decided(Priority.P2, ("alert_firing", {}), ("reopened", {}))
+    assert sent(reopening) == [("notify.slack", "", 1), ("notify.slack", "", 2)]
+
+
 def test_unconfigured_channels_and_maintenance_tell_nobody() -> None:
     """No Slack, email or SMS configured: no effects; a maintenance request tells nobody."""
     nothing = Audience(slack=False, email=False, sms=False, stakeholders=PEOPLE, channels=BUNDLED)
