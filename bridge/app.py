@@ -43,6 +43,7 @@ from bridge.notify.email import EmailNotifier
 from bridge.notify.policy import Audience, Recipient, notifications
 from bridge.notify.runner import NotifyRunner
 from bridge.notify.slack import SlackNotifier
+from bridge.notify.sms import SmsNotifier
 from bridge.outbox import Gate, Outbox
 from bridge.retention import Retention
 from bridge.rules import Rules
@@ -219,6 +220,8 @@ def build_notifiers(config: Config) -> list[Notifier]:
         notifiers.append(EmailNotifier(config.email))
     if config.slack is not None:
         notifiers.append(SlackNotifier(config.slack))
+    if config.sms is not None:
+        notifiers.append(SmsNotifier(config.sms.twilio))
     return notifiers
 
 

@@ -7,6 +7,7 @@ body; the SMS text fits one segment (160 GSM-7 characters, or 70 when it needs U
 from __future__ import annotations
 
 import html
+import unicodedata
 
 from bridge.model import Incident, TimelineEvent
 from bridge.notify.base import Notice
@@ -19,10 +20,36 @@ _WHAT = {
     "alert_firing": "updated",
     "alert_resolved": "updated",
 }
-# GSM 03.38 basic set (the extension characters are left out: they count double).
+# GSM 03.38 basic set: one septet each.
 _GSM7 = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# GSM 03.38 extension table: two septets each (escape + code).
+_GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7_SINGLE = 160  # septets in a one-segment GSM-7 message
+_UCS2_SINGLE = 70  # UTF-16 code units in a one-segment UCS-2 message
+# Typographic look-alikes written in GSM-7, so that a curly quote does not halve the room.
+_LOOKALIKES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+        "\u00ab": '"',
+        "\u00bb": '"',
+    }
 )
 
 
@@ -71,23 +98,65 @@ def html_body(notice: Notice) -> str:
 
 
 def is_gsm7(text: str) -> bool:
-    return all(ch in _GSM7 for ch in text)
+    """Whether GSM-7 (basic or extension table) can write ``text``."""
+    return all(ch in _GSM7 or ch in _GSM7_EXTENSION for ch in text)
+
+
+def _gsm7_cost(char: str) -> int:
+    return 2 if char in _GSM7_EXTENSION else 1
+
+
+def _ucs2_cost(char: str) -> int:
+    return 2 if ord(char) > 0xFFFF else 1  # outside the BMP: a surrogate pair
+
+
+def _sms_clean(text: str) -> str:
+    """One line without control, format (bidi overrides, zero-width) or lone surrogate
+    characters, typographic look-alikes in GSM-7."""
+    kept = (
+        ch if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp") else " "
+        for ch in text.translate(_LOOKALIKES)
+    )
+    return " ".join("".join(kept).split())
+
+
+def _fit(head: str, summary: str, tail: str) -> str | None:
+    """``head + summary + tail`` in one segment, the summary cut (and marked) to fit. None when
+    a ``tail`` would leave the summary fewer than 10 characters; without one, never None."""
+    gsm = is_gsm7(head + summary + tail)
+    cost, limit, mark = (
+        (_gsm7_cost, _GSM7_SINGLE, "...") if gsm else (_ucs2_cost, _UCS2_SINGLE, "\u2026")
+    )
+    room = limit - sum(map(cost, head + tail))
+    if sum(map(cost, summary)) <= room:
+        return head + summary + tail
+    room -= sum(map(cost, mark))
+    kept = 0
+    for char in summary:
+        room -= cost(char)
+        if room < 0:
+            break
+        kept += 1
+    shortened = summary[:kept].rstrip()
+    if tail and len(shortened) < 10:
+        return None
+    return head + shortened + mark + tail
 
 
 def sms_text(notice: Notice) -> str:
-    """One SMS segment: id, priority, state, the summary shortened to fit, and the link."""
+    """One SMS segment — 160 GSM-7 septets (extension characters take two), or 70 UTF-16 units
+    when the text needs Unicode: id, priority, state, the summary shortened to fit, and the
+    link. Should the link leave the summary fewer than 10 characters, the link goes (it is in
+    the email and on the issue; the summary is what the text is read for)."""
     incident, event = notice.incident, notice.event
     what = _WHAT.get(event.kind, "updated").upper()
-    head = f"{incident.display_id} {incident.priority} {what}: "
-    tail = f" {notice.issue_url}" if notice.issue_url else ""
-    summary = one_line(incident.summary, 160)
-    limit = 160 if is_gsm7(head + summary + tail) else 70
-    room = limit - len(head) - len(tail)
-    if room < 10:  # a long link leaves too little: the link goes, the summary stays
-        tail, room = "", limit - len(head)
-    if len(summary) > room:
-        summary = summary[: room - 1].rstrip() + ("…" if limit == 70 else ".")
-    text = head + summary + tail
-    if not is_gsm7(text) and len(text) > 70:  # the ellipsis or the summary needs Unicode
-        text = text[:70]
-    return text
+    head = f"{incident.display_id} {incident.priority} {what}"
+    summary = _sms_clean(incident.summary)[:_GSM7_SINGLE]
+    link = "".join(_sms_clean(notice.issue_url or "").split())
+    if summary:
+        head += ": "
+    for tail in (f" {link}", "") if link else ("",):
+        text = _fit(head, summary, tail)
+        if text is not None:
+            return text
+    raise AssertionError("unreachable: without a link the text always fits")
