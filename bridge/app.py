@@ -40,6 +40,7 @@ from bridge.metrics import Metrics
 from bridge.model import Classification, Incident, Priority
 from bridge.notify.base import Notifier
 from bridge.notify.email import EmailNotifier
+from bridge.notify.fallback import Contacts, fallback_for
 from bridge.notify.policy import Audience, Recipient, notifications
 from bridge.notify.runner import NotifyRunner
 from bridge.notify.slack import SlackNotifier
@@ -269,6 +270,13 @@ def create_app(
     repository = "" if config.github.dry_run else the_tracker.repository
     # One lane per notification channel: a channel that is down delays only itself.
     notifiers = build_notifiers(config)
+    audience = build_audience(config, rules)
+    contacts = Contacts(
+        email=config.email is not None,
+        sms=config.sms is not None,
+        stakeholders=audience.stakeholders,
+        escalation=tuple(Recipient(p.name, p.email, p.phone) for p in config.escalation),
+    )
     lanes = [
         Outbox(
             store,
@@ -277,10 +285,10 @@ def create_app(
             metrics,
             lease=config.store.lease,
             lane=notifier.channel,
+            fallback=lambda effect: fallback_for(effect.kind, effect.payload, contacts),
         )
         for notifier in notifiers
     ]
-    audience = build_audience(config, rules)
 
     def wake_all() -> None:
         for worker in (outbox, *lanes):

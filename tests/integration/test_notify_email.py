@@ -2,66 +2,23 @@
 
 from __future__ import annotations
 
-import email
-import socket
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from bridge.clock import FakeClock
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
+from fakes.smtp import Mailbox, smtp_server
 from support import REPO, Harness, github_config, payload
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepts and refuses what it is told to."""
-
-    received: list[tuple[str, Message]] = field(default_factory=list)
-    refuse_rcpt: dict[str, str] = field(default_factory=dict)  # address → SMTP answer
-    data_answer: str | None = None  # e.g. "451 try again later" for every message
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if address in self.refuse_rcpt:
-            return self.refuse_rcpt[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_answer is not None:
-            return self.data_answer
-        message = email.message_from_bytes(envelope.content)
-        for rcpt in envelope.rcpt_tos:
-            self.received.append((rcpt, message))
-        return "250 Message accepted"
-
-    def to(self, address: str) -> list[Message]:
-        return [m for rcpt, m in self.received if rcpt == address]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with smtp_server() as mailbox:
+        yield mailbox, mailbox.port
 
 
 def email_config(port: int) -> str:

@@ -3,58 +3,30 @@ talks to it unchanged) and a real SMTP server for the email lane beside it."""
 
 from __future__ import annotations
 
-import email
 import json
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from bridge.clock import FakeClock
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack, SlackMessage
+from fakes.smtp import Mailbox, smtp_server
 from support import REPO, Harness, github_config, payload
 
 SLACK_TOKEN = "xoxb-test-slack-token-0123"
 CHANNEL = "#incidents"
 
 
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepts."""
-
-    received: list[tuple[str, Message]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content)
-        for rcpt in envelope.rcpt_tos:
-            self.received.append((rcpt, message))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     """A real SMTP server on loopback."""
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with smtp_server() as mailbox:
+        yield mailbox, mailbox.port
 
 
 @pytest.fixture

@@ -1,0 +1,115 @@
+"""A person a channel cannot reach is told on their next one, end to end (real SMTP server,
+fake Twilio and Slack on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.clock import FakeClock
+from bridge.web.services import SERVICES
+from fakes.github import FakeGitHub
+from fakes.slack import FakeSlack
+from fakes.smtp import Mailbox, smtp_server
+from fakes.twilio import FakeTwilio
+from support import REPO, Harness, github_config, payload
+
+SID = "AC" + "7b" * 16
+TWILIO_TOKEN = "twilio-auth-token-fallback-0123"
+SLACK_TOKEN = "xoxb-fallback-token"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(token=SLACK_TOKEN, channels=["#incidents"], clock=clock) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path,
+    github: FakeGitHub,
+    clock: FakeClock,
+    mailbox: Mailbox,
+    twilio: FakeTwilio,
+    slack: FakeSlack,
+) -> AsyncIterator[Harness]:
+    extra = (
+        "slack:\n"
+        f"  api_url: {slack.base_url}\n"
+        f"  token: {SLACK_TOKEN}\n"
+        '  channel: "#incidents"\n'
+        "email:\n"
+        "  smtp_host: 127.0.0.1\n"
+        f"  smtp_port: {mailbox.port}\n"
+        "  starttls: false\n"
+        "  from: incident-bridge@example.com\n"
+        "sms:\n"
+        "  twilio:\n"
+        f"    api_url: {twilio.base_url}\n"
+        f"    account_sid: {SID}\n"
+        f"    auth_token: {TWILIO_TOKEN}\n"
+        '    from: "+15550009999"\n'
+        "stakeholders:\n"
+        "  - {name: Alice Ops, email: alice@example.com, phone: '+15550001111'}\n"
+        "escalation:\n"
+        "  - {name: Erin Oncall, email: erin@example.com}\n"
+    )
+    h = Harness(tmp_path, github, clock, github_config(extra))
+    await h.start()
+    yield h
+    await h.stop()
+
+
+async def timeline(h: Harness) -> list[str]:
+    assert h.app is not None
+    store = h.app[SERVICES].store
+    [row] = await store.list_incidents(REPO)
+    assert row.incident.id is not None
+    return [e.text for e in await store.load_events(row.incident.id, 100)]
+
+
+async def test_a_refused_email_is_sent_as_a_text_and_the_timeline_says_so(
+    harness: Harness, mailbox: Mailbox, twilio: FakeTwilio
+) -> None:
+    """P1 (email only): Alice's address is refused for good, so she is texted instead, once;
+    the issue timeline names her, never her address or number."""
+    mailbox.refuse_rcpt["alice@example.com"] = "550 5.1.1 no such user"
+    await harness.post(payload("01_firing_single.json"))
+    await harness.drain()
+    await harness.drain()  # the fallback lane runs after the failure is recorded
+    assert mailbox.received == []
+    [text] = twilio.sent_to("+15550001111")
+    assert "INC-001" in text.body
+    lines = await timeline(harness)
+    [failed] = [line for line in lines if "failed permanently" in line]
+    assert "told instead: sms to Alice Ops" in failed
+    assert "alice@example.com" not in failed
+    assert "+1555" not in failed
+
+
+async def test_slack_refusing_for_good_emails_the_escalation_contacts(
+    harness: Harness, mailbox: Mailbox, slack: FakeSlack
+) -> None:
+    """Slack revoked the token (invalid_auth): the responders cannot be reached there, so the
+    escalation contacts are emailed."""
+    slack.inject("POST", r"chat\.postMessage", 200, body={"ok": False, "error": "invalid_auth"})
+    await harness.post(payload("04_group_of_3_firing.json"))  # P2: no stakeholder email
+    await harness.drain()
+    await harness.drain()
+    assert [rcpt for rcpt, _ in mailbox.received] == ["erin@example.com"]
+    assert any("told instead: email to Erin Oncall" in line for line in await timeline(harness))
