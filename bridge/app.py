@@ -42,7 +42,7 @@ from bridge.notify.base import Notifier
 from bridge.notify.email import EmailNotifier
 from bridge.notify.fallback import Contacts, fallback_for
 from bridge.notify.policy import Audience, Recipient, notifications
-from bridge.notify.runner import NotifyRunner
+from bridge.notify.runner import NotifyRunner, Throttle
 from bridge.notify.slack import SlackNotifier
 from bridge.notify.sms import SmsNotifier
 from bridge.outbox import Gate, Outbox
@@ -226,6 +226,15 @@ def build_notifiers(config: Config) -> list[Notifier]:
     return notifiers
 
 
+def throttle_of(config: Config, channel: str) -> Throttle | None:
+    """The channel's storm control (``email.throttle``, ``sms.throttle``); Slack has none: one
+    thread per incident already bounds it."""
+    section = config.email if channel == "email" else config.sms if channel == "sms" else None
+    if section is None:
+        return None
+    return Throttle(limit=section.throttle.max, per=section.throttle.per)
+
+
 def _writer_gate(store: Store, clock: Clock, lease: timedelta) -> Gate:
     """The GitHub writer lease for this process: one replica at a time runs effects, so one
     request at a time goes out per token and the shared budget is spent by one hand."""
@@ -280,7 +289,13 @@ def create_app(
     lanes = [
         Outbox(
             store,
-            NotifyRunner(store, notifier, repository).run,
+            NotifyRunner(
+                store,
+                notifier,
+                repository,
+                clock=clock,
+                throttle=throttle_of(config, notifier.channel),
+            ).run,
             clock,
             metrics,
             lease=config.store.lease,

@@ -76,6 +76,7 @@ __all__ = [
     "SmsConfig",
     "StatusPageConfig",
     "StoreConfig",
+    "ThrottleConfig",
     "TwilioConfig",
     "WebhookConfig",
     "describe",
@@ -798,6 +799,14 @@ class SlackConfig(_SecretModel):
     channel: Text
 
 
+class ThrottleConfig(_Model):
+    """Storm control for one channel: at most ``max`` messages per person in any ``per``; what
+    comes beyond is held and told in one summary message when the window frees a slot."""
+
+    max: int = Field(ge=1, le=1000)
+    per: PositiveDuration
+
+
 class EmailConfig(_SecretModel):
     """SMTP for stakeholder email. ``from`` is ``from_`` in Python."""
 
@@ -810,6 +819,7 @@ class EmailConfig(_SecretModel):
     password: Secret | None = None
     from_: EmailAddress = Field(alias="from")
     timeout: Timeout = timedelta(seconds=5)
+    throttle: ThrottleConfig = ThrottleConfig(max=20, per=timedelta(minutes=15))
 
     @model_validator(mode="after")
     def _login_pair(self) -> EmailConfig:
@@ -843,6 +853,7 @@ class SmsConfig(_Model):
     """SMS, through Twilio."""
 
     twilio: TwilioConfig
+    throttle: ThrottleConfig = ThrottleConfig(max=5, per=timedelta(minutes=15))
 
 
 class Person(_Model):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bridge.model import Incident, Lane, TimelineEvent
 
@@ -21,6 +21,25 @@ class Notice:
     state: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class BundleItem:
+    """One message storm control held back: its incident, its event, the issue link."""
+
+    incident: Incident
+    event: TimelineEvent
+    issue_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """One summary message to a person of everything held for them (oldest first)."""
+
+    recipient: str
+    items: tuple[BundleItem, ...]
+    recipient_name: str = ""
+    key: str = ""  # unique per bundle (the effect's id): the email's Message-ID
+
+
 class Notifier(Protocol):
     """One channel. ``send`` raises EffectError (retryable or permanent) when it fails, with
     ``outcome_unknown`` when the message may have gone out anyway; it returns channel state to
@@ -31,3 +50,11 @@ class Notifier(Protocol):
     async def send(self, notice: Notice) -> dict[str, str]: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BundleNotifier(Notifier, Protocol):
+    """A channel under storm control (email, SMS): it can also send a person's bundle, one
+    message, classifying failures like ``send``."""
+
+    async def send_bundle(self, bundle: Bundle) -> None: ...

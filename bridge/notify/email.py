@@ -17,7 +17,7 @@ from bridge.config import EmailConfig
 from bridge.effects import EffectError
 from bridge.model import Lane
 from bridge.notify import render
-from bridge.notify.base import Notice
+from bridge.notify.base import Bundle, Notice
 
 
 def build_message(config: EmailConfig, notice: Notice) -> EmailMessage:
@@ -34,6 +34,19 @@ def build_message(config: EmailConfig, notice: Notice) -> EmailMessage:
     return message
 
 
+def build_bundle_message(config: EmailConfig, bundle: Bundle) -> EmailMessage:
+    """One email of everything storm control held for ``bundle.recipient``."""
+    message = EmailMessage()
+    message["From"] = config.from_
+    message["To"] = formataddr((bundle.recipient_name, bundle.recipient))
+    message["Subject"] = render.bundle_subject(bundle.items)
+    domain = config.from_.rpartition("@")[2] or None
+    message["Message-ID"] = make_msgid(idstring=f"bundle-{bundle.key}", domain=domain)
+    message.set_content(render.bundle_text_body(bundle.items))
+    message.add_alternative(render.bundle_html_body(bundle.items), subtype="html")
+    return message
+
+
 class EmailNotifier:
     channel: Lane = "email"
 
@@ -41,8 +54,14 @@ class EmailNotifier:
         self._config = config
 
     async def send(self, notice: Notice) -> dict[str, str]:
+        await self._deliver(build_message(self._config, notice))
+        return {}
+
+    async def send_bundle(self, bundle: Bundle) -> None:
+        await self._deliver(build_bundle_message(self._config, bundle))
+
+    async def _deliver(self, message: EmailMessage) -> None:
         config = self._config
-        message = build_message(config, notice)
         try:
             await aiosmtplib.send(
                 message,
@@ -79,7 +98,6 @@ class EmailNotifier:
             ) from None
         except (aiosmtplib.SMTPException, OSError) as error:
             raise EffectError(f"SMTP failed: {type(error).__name__}", retryable=True) from None
-        return {}
 
     async def close(self) -> None:
         return None

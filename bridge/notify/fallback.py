@@ -40,7 +40,9 @@ def _spec(kind: EffectKind, to: str, person: Recipient, payload: dict[str, Any])
 
 def fallback_for(kind: str, payload: dict[str, Any], contacts: Contacts) -> list[EffectSpec]:
     """The effects that tell, on another channel, whoever ``kind``/``payload`` failed to reach."""
-    if "fallback_for" in payload:
+    if "fallback_for" in payload or payload.get("bundle"):
+        # A fallback never falls back; a bundle (storm control's summary) is not repeated on
+        # the other channel, which had its own messages about the same incidents.
         return []
     if kind == "notify.slack":
         told: list[EffectSpec] = []

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 import unicodedata
+from collections.abc import Sequence
 
 from bridge.model import Incident, TimelineEvent
-from bridge.notify.base import Notice
+from bridge.notify.base import BundleItem, Notice
 
 _WHAT = {
     "opened": "opened",
@@ -160,3 +161,91 @@ def sms_text(notice: Notice) -> str:
         if text is not None:
             return text
     raise AssertionError("unreachable: without a link the text always fits")
+
+
+# -- bundles: what storm control held for a person, in one message --------------------------
+
+
+def _fits(text: str) -> bool:
+    """Whether ``text`` is one SMS segment."""
+    if is_gsm7(text):
+        return sum(map(_gsm7_cost, text)) <= _GSM7_SINGLE
+    return sum(map(_ucs2_cost, text)) <= _UCS2_SINGLE
+
+
+def _label(item: BundleItem) -> str:
+    """``INC-012 P0``, with the state for anything but an opening: ``INC-012 P0 resolved``."""
+    what = _WHAT.get(item.event.kind, "updated")
+    tail = "" if what == "opened" else f" {what}"
+    return f"{item.incident.display_id} {item.incident.priority}{tail}"
+
+
+def _more(count: int) -> str:
+    return f"{count} more incident update{'' if count == 1 else 's'}"
+
+
+def bundle_sms(items: Sequence[BundleItem]) -> str:
+    """One SMS segment for everything held: ``7 more incident updates: INC-012 P0, INC-013 P0
+    resolved +3 more <link>`` — as many ids as fit, then how many are left out, and the first
+    issue link among them (dropped, as in :func:`sms_text`, when not even one id fits with it).
+    """
+    if not items:
+        raise ValueError("a bundle tells at least one message")
+    labels = [_label(item) for item in items]
+    link = next(("".join(_sms_clean(i.issue_url).split()) for i in items if i.issue_url), "")
+    head = _more(len(items))
+    for tail in (f" {link}", "") if link else ("",):
+        best: str | None = None
+        for kept in range(len(labels) + 1):
+            listed = ", ".join(labels[:kept])
+            left = len(labels) - kept
+            text = head + (f": {listed}" if listed else "")
+            if left and kept:
+                text += f" +{left} more"
+            text += tail
+            if not _fits(text):
+                break
+            best = text
+        if best is not None and (best != head + tail or not link):
+            return best
+    raise AssertionError("unreachable: the count alone always fits")
+
+
+def bundle_subject(items: Sequence[BundleItem]) -> str:
+    """``[P0] 7 more incident updates: INC-012, INC-013, INC-014 …``"""
+    top = min((item.incident.priority for item in items), key=lambda p: p.rank)
+    ids = [item.incident.display_id for item in items]
+    shown = ", ".join(ids[:5]) + (" …" if len(ids) > 5 else "")
+    return f"[{top}] {_more(len(items))}: {shown}"
+
+
+def _bundle_lines(item: BundleItem) -> list[str]:
+    return [f"{_label(item)}: {one_line(item.incident.summary, 200)}"] + (
+        [f"  {item.issue_url}"] if item.issue_url else []
+    )
+
+
+def bundle_text_body(items: Sequence[BundleItem]) -> str:
+    """Every held message, one line each (id, priority, state, summary) and its issue link."""
+    lines = [
+        f"You were sent the most messages allowed in a short time; {_more(len(items))} since:",
+        "",
+    ]
+    for item in items:
+        lines += _bundle_lines(item)
+    lines += ["", "— incident-bridge"]
+    return "\n".join(lines) + "\n"
+
+
+def bundle_html_body(items: Sequence[BundleItem]) -> str:
+    rows = []
+    for item in items:
+        text = html.escape(f"{_label(item)}: {one_line(item.incident.summary, 200)}")
+        if item.issue_url:
+            url = html.escape(item.issue_url, quote=True)
+            text = f'<a href="{url}">{text}</a>'
+        rows.append(f"<li>{text}</li>")
+    intro = html.escape(
+        f"You were sent the most messages allowed in a short time; {_more(len(items))} since:"
+    )
+    return f"<!doctype html><html><body><p>{intro}</p><ul>{''.join(rows)}</ul></body></html>"

@@ -36,7 +36,7 @@ from bridge.config import TwilioConfig
 from bridge.effects import EffectError
 from bridge.model import Lane
 from bridge.notify import render
-from bridge.notify.base import Notice
+from bridge.notify.base import Bundle, Notice
 
 API_VERSION = "2010-04-01"
 TIMEOUT_SECONDS = 5.0
@@ -115,11 +115,14 @@ class SmsNotifier:
         return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
     async def send(self, notice: Notice) -> dict[str, str]:
-        form = {
-            "To": notice.recipient,
-            "From": self._config.from_,
-            "Body": render.sms_text(notice),
-        }
+        await self._post(notice.recipient, render.sms_text(notice))
+        return {}
+
+    async def send_bundle(self, bundle: Bundle) -> None:
+        await self._post(bundle.recipient, render.bundle_sms(bundle.items))
+
+    async def _post(self, to: str, text: str) -> None:
+        form = {"To": to, "From": self._config.from_, "Body": text}
         headers = {"Authorization": self._authorization(), "Accept": "application/json"}
         try:
             async with self._client().post(
@@ -127,7 +130,7 @@ class SmsNotifier:
             ) as response:
                 status = response.status
                 if 200 <= status < 300:
-                    return {}  # created: Twilio queued it (the body is not needed)
+                    return  # created: Twilio queued it (the body is not needed)
                 wait = retry_after(response.headers)
                 try:
                     body = await response.read()

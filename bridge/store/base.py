@@ -86,6 +86,30 @@ class Storm:
     announced_at: datetime | None  # the "storm over" comment was posted
 
 
+@dataclass(frozen=True, slots=True)
+class HeldNotice:
+    """A message storm control held back for a person's bundle (``bridge/notify/throttle``)."""
+
+    incident_id: int
+    event_seq: int
+    held_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BundleSlot:
+    """What a bundle effect may tell now: ``held`` (oldest first; a slot in the person's window
+    is taken for it) — empty when nothing is held any more, or when the window is still full,
+    and then ``wait_until`` says when it frees a slot."""
+
+    held: list[HeldNotice]
+    wait_until: datetime | None = None
+
+
+def bundle_payload(recipient: str, name: str) -> dict[str, Any]:
+    """The payload of a person's bundle effect (``notify.email`` / ``notify.sms``)."""
+    return {"to": recipient, "name": name, "bundle": True}
+
+
 Decide = Callable[[Incident | None], Decision]
 
 
@@ -199,6 +223,42 @@ class Store(Protocol):
     async def save_notify_state(
         self, incident_id: int, channel: str, state: dict[str, str]
     ) -> None: ...
+
+    # -- storm control per person (bridge/notify/runner.py) ---------------------------------
+
+    async def notify_or_hold(
+        self,
+        effect: ClaimedEffect,
+        channel: str,
+        recipient: str,
+        now: datetime,
+        limit: int,
+        per: timedelta,
+    ) -> bool:
+        """May ``effect`` (one message to ``recipient`` on ``channel``) be sent now? In one
+        transaction, serialized per person and channel: True when no bundle of theirs is pending
+        or being sent and fewer than ``limit`` messages went to them in the ``per`` before
+        ``now`` — its slot is then taken (logged at ``now``; asking again for the same effect
+        answers True again). Otherwise False: it is held for the person's pending bundle, which
+        is added when there is none (a ``notify.<channel>`` effect with ``bundle_payload``, on
+        the effect's incident, due when the window frees a slot). Log rows older than the window
+        are pruned."""
+
+    async def bundle_slot(
+        self,
+        bundle: ClaimedEffect,
+        channel: str,
+        recipient: str,
+        now: datetime,
+        limit: int,
+        per: timedelta,
+    ) -> BundleSlot:
+        """What the claimed ``bundle`` is to tell, taking a slot for it in the person's window
+        (once: asking again for the same bundle takes none). Nothing held: no slot. The window
+        full: nothing, and when a slot frees."""
+
+    async def bundle_told(self, bundle_id: int) -> None:
+        """The bundle's message went out: forget what it held."""
 
     async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
         """Put back an incident rebuilt from its GitHub issue, keeping ``incident.number``

@@ -50,14 +50,17 @@ from bridge.model import (
 )
 from bridge.store import codec
 from bridge.store.base import (
+    BundleSlot,
     ClaimedEffect,
     Decide,
+    HeldNotice,
     IncidentRow,
     IssueRecord,
     OutboxStats,
     PruneResult,
     StoreUnavailable,
     Storm,
+    bundle_payload,
     failure_text,
 )
 from bridge.store.postgres_schema import MIGRATIONS, MIGRATIONS_TABLE
@@ -988,6 +991,152 @@ class PostgresStore:
                 channel,
                 codec.dumps(state),
             )
+
+    # -- storm control per person -----------------------------------------------------------
+
+    async def notify_or_hold(
+        self,
+        effect: ClaimedEffect,
+        channel: str,
+        recipient: str,
+        now: datetime,
+        limit: int,
+        per: timedelta,
+    ) -> bool:
+        async with self._transaction() as conn:
+            # One person's slots and bundle serialize on their advisory key lock.
+            await _lock_key(conn, f"notify:{channel}:{recipient}")
+            if await conn.fetchval(
+                "SELECT 1 FROM notify_log WHERE channel = $1 AND recipient = $2 AND effect_id = $3",
+                channel,
+                recipient,
+                effect.id,
+            ):
+                return True  # its slot was taken by an earlier attempt
+            if await conn.fetchval("SELECT 1 FROM notify_held WHERE effect_id = $1", effect.id):
+                return False  # already held
+            await conn.execute(
+                "DELETE FROM notify_log WHERE channel = $1 AND recipient = $2 AND at <= $3",
+                channel,
+                recipient,
+                now - per,
+            )
+            # FOR UPDATE: a replica claiming that bundle right now either has (we then see it
+            # running and add another) or waits for our commit (and tells what we hold).
+            bundle_id = await conn.fetchval(
+                "SELECT o.id FROM notify_held h JOIN outbox o ON o.id = h.bundle_id"
+                " WHERE h.channel = $1 AND h.recipient = $2 AND o.state = 'pending'"
+                " LIMIT 1 FOR UPDATE OF o",
+                channel,
+                recipient,
+            )
+            if bundle_id is None:
+                row = await conn.fetchrow(
+                    "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM notify_log"
+                    " WHERE channel = $1 AND recipient = $2 AND at > $3",
+                    channel,
+                    recipient,
+                    now - per,
+                )
+                assert row is not None  # an aggregate always has its row
+                # A bundle being sent goes first: what comes meanwhile waits for the next one.
+                running = await conn.fetchval(
+                    "SELECT 1 FROM notify_held h JOIN outbox o ON o.id = h.bundle_id"
+                    " WHERE h.channel = $1 AND h.recipient = $2 AND o.state = 'running' LIMIT 1",
+                    channel,
+                    recipient,
+                )
+                if row["n"] < limit and running is None:
+                    await conn.execute(
+                        "INSERT INTO notify_log (channel, recipient, effect_id, at)"
+                        " VALUES ($1, $2, $3, $4)",
+                        channel,
+                        recipient,
+                        effect.id,
+                        now,
+                    )
+                    return True
+                payload = bundle_payload(recipient, str(effect.payload.get("name", "")))
+                bundle_id = await conn.fetchval(
+                    "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+                    " next_attempt_at, urgent, lane) VALUES ($1, $2, $3, 'pending', $4, $5,"
+                    " $6, $7) RETURNING id",
+                    effect.incident_id,
+                    f"notify.{channel}",
+                    codec.dumps(payload),
+                    now,
+                    now if row["n"] < limit else max(now, row["oldest"] + per),
+                    effect.urgent,
+                    channel,
+                )
+            await conn.execute(
+                "INSERT INTO notify_held (effect_id, channel, recipient, incident_id, event_seq,"
+                " bundle_id, held_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                effect.id,
+                channel,
+                recipient,
+                effect.incident_id,
+                int(effect.payload["event_seq"]),
+                bundle_id,
+                now,
+            )
+            return False
+
+    async def bundle_slot(
+        self,
+        bundle: ClaimedEffect,
+        channel: str,
+        recipient: str,
+        now: datetime,
+        limit: int,
+        per: timedelta,
+    ) -> BundleSlot:
+        async with self._transaction() as conn:
+            await _lock_key(conn, f"notify:{channel}:{recipient}")
+            held = [
+                HeldNotice(row["incident_id"], row["event_seq"], row["held_at"])
+                for row in await conn.fetch(
+                    "SELECT incident_id, event_seq, held_at FROM notify_held"
+                    " WHERE bundle_id = $1 ORDER BY held_at, effect_id",
+                    bundle.id,
+                )
+            ]
+            if not held or await conn.fetchval(
+                "SELECT 1 FROM notify_log WHERE channel = $1 AND recipient = $2 AND effect_id = $3",
+                channel,
+                recipient,
+                bundle.id,
+            ):
+                return BundleSlot(held)
+            await conn.execute(
+                "DELETE FROM notify_log WHERE channel = $1 AND recipient = $2 AND at <= $3",
+                channel,
+                recipient,
+                now - per,
+            )
+            row = await conn.fetchrow(
+                "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM notify_log"
+                " WHERE channel = $1 AND recipient = $2 AND at > $3",
+                channel,
+                recipient,
+                now - per,
+            )
+            assert row is not None  # an aggregate always has its row
+            if row["n"] >= limit:
+                return BundleSlot([], row["oldest"] + per)
+            await conn.execute(
+                "INSERT INTO notify_log (channel, recipient, effect_id, at)"
+                " VALUES ($1, $2, $3, $4)",
+                channel,
+                recipient,
+                bundle.id,
+                now,
+            )
+            return BundleSlot(held)
+
+    async def bundle_told(self, bundle_id: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM notify_held WHERE bundle_id = $1", bundle_id)
 
 
 def _event(row: asyncpg.Record) -> TimelineEvent:

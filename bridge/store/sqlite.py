@@ -42,14 +42,17 @@ from bridge.model import (
 )
 from bridge.store import codec
 from bridge.store.base import (
+    BundleSlot,
     ClaimedEffect,
     Decide,
+    HeldNotice,
     IncidentRow,
     IssueRecord,
     OutboxStats,
     PruneResult,
     StoreUnavailable,
     Storm,
+    bundle_payload,
     failure_text,
 )
 from bridge.store.sqlite_schema import MIGRATIONS
@@ -1086,4 +1089,145 @@ class SqliteStore:
                 " ON CONFLICT (incident_id, channel) DO UPDATE SET data = excluded.data",
                 (incident_id, channel, data),
             )
+        )
+
+    # -- storm control per person -----------------------------------------------------------
+
+    async def notify_or_hold(
+        self,
+        effect: ClaimedEffect,
+        channel: str,
+        recipient: str,
+        now: datetime,
+        limit: int,
+        per: timedelta,
+    ) -> bool:
+        at, window = codec.epoch(now), per.total_seconds()
+        person = (channel, recipient)
+
+        def unit(conn: sqlite3.Connection) -> bool:
+            # The single writer serializes this against every claim and every other person.
+            if conn.execute(
+                "SELECT 1 FROM notify_log WHERE channel = ? AND recipient = ? AND effect_id = ?",
+                (*person, effect.id),
+            ).fetchone():
+                return True  # its slot was taken by an earlier attempt
+            if conn.execute(
+                "SELECT 1 FROM notify_held WHERE effect_id = ?", (effect.id,)
+            ).fetchone():
+                return False  # already held
+            conn.execute(
+                "DELETE FROM notify_log WHERE channel = ? AND recipient = ? AND at <= ?",
+                (*person, at - window),
+            )
+            pending = conn.execute(
+                "SELECT h.bundle_id FROM notify_held h JOIN outbox o ON o.id = h.bundle_id"
+                " WHERE h.channel = ? AND h.recipient = ? AND o.state = 'pending' LIMIT 1",
+                person,
+            ).fetchone()
+            if pending is not None:
+                bundle_id = int(pending[0])
+            else:
+                count, oldest = conn.execute(
+                    "SELECT COUNT(*), MIN(at) FROM notify_log"
+                    " WHERE channel = ? AND recipient = ? AND at > ?",
+                    (*person, at - window),
+                ).fetchone()
+                # A bundle being sent goes first: what comes meanwhile waits for the next one.
+                running = conn.execute(
+                    "SELECT 1 FROM notify_held h JOIN outbox o ON o.id = h.bundle_id"
+                    " WHERE h.channel = ? AND h.recipient = ? AND o.state = 'running' LIMIT 1",
+                    person,
+                ).fetchone()
+                if count < limit and running is None:
+                    conn.execute(
+                        "INSERT INTO notify_log (channel, recipient, effect_id, at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (*person, effect.id, at),
+                    )
+                    return True
+                payload = bundle_payload(recipient, str(effect.payload.get("name", "")))
+                cursor = conn.execute(
+                    "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+                    " next_attempt_at, urgent, lane) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                    (
+                        effect.incident_id,
+                        f"notify.{channel}",
+                        codec.dumps(payload),
+                        at,
+                        at if count < limit else max(at, oldest + window),
+                        effect.urgent,
+                        channel,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                bundle_id = cursor.lastrowid
+            conn.execute(
+                "INSERT INTO notify_held (effect_id, channel, recipient, incident_id, event_seq,"
+                " bundle_id, held_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    effect.id,
+                    *person,
+                    effect.incident_id,
+                    int(effect.payload["event_seq"]),
+                    bundle_id,
+                    at,
+                ),
+            )
+            return False
+
+        return await self._write(unit)
+
+    async def bundle_slot(
+        self,
+        bundle: ClaimedEffect,
+        channel: str,
+        recipient: str,
+        now: datetime,
+        limit: int,
+        per: timedelta,
+    ) -> BundleSlot:
+        at, window = codec.epoch(now), per.total_seconds()
+        person = (channel, recipient)
+
+        def unit(conn: sqlite3.Connection) -> BundleSlot:
+            held = [
+                HeldNotice(incident_id, seq, codec.from_epoch(held_at))
+                for incident_id, seq, held_at in conn.execute(
+                    "SELECT incident_id, event_seq, held_at FROM notify_held"
+                    " WHERE bundle_id = ? ORDER BY held_at, effect_id",
+                    (bundle.id,),
+                )
+            ]
+            if (
+                not held
+                or conn.execute(
+                    "SELECT 1 FROM notify_log WHERE channel = ? AND recipient = ?"
+                    " AND effect_id = ?",
+                    (*person, bundle.id),
+                ).fetchone()
+            ):
+                return BundleSlot(held)
+            conn.execute(
+                "DELETE FROM notify_log WHERE channel = ? AND recipient = ? AND at <= ?",
+                (*person, at - window),
+            )
+            count, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(at) FROM notify_log"
+                " WHERE channel = ? AND recipient = ? AND at > ?",
+                (*person, at - window),
+            ).fetchone()
+            if count >= limit:
+                return BundleSlot([], codec.from_epoch(oldest + window))
+            conn.execute(
+                "INSERT INTO notify_log (channel, recipient, effect_id, at) VALUES (?, ?, ?, ?)",
+                (*person, bundle.id, at),
+            )
+            return BundleSlot(held)
+
+        return await self._write(unit)
+
+    async def bundle_told(self, bundle_id: int) -> None:
+        await self._write(
+            lambda c: c.execute("DELETE FROM notify_held WHERE bundle_id = ?", (bundle_id,))
         )

@@ -125,4 +125,27 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (incident_id, channel)
     ) WITHOUT ROWID;
     """,
+    # 7: storm control per person and channel: what was sent (the window's count) and what was
+    # held for a bundle (the outbox effect that will tell it, ``bundle_id``)
+    """
+    CREATE TABLE notify_log (
+        channel   TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        effect_id INTEGER NOT NULL,
+        at        REAL NOT NULL,
+        PRIMARY KEY (channel, recipient, effect_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX notify_log_at ON notify_log (channel, recipient, at);
+    CREATE TABLE notify_held (
+        effect_id   INTEGER PRIMARY KEY,
+        channel     TEXT NOT NULL,
+        recipient   TEXT NOT NULL,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        event_seq   INTEGER NOT NULL,
+        bundle_id   INTEGER NOT NULL,
+        held_at     REAL NOT NULL
+    );
+    CREATE INDEX notify_held_by_person ON notify_held (channel, recipient, bundle_id);
+    CREATE INDEX notify_held_by_bundle ON notify_held (bundle_id);
+    """,
 )

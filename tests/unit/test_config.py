@@ -1362,3 +1362,38 @@ def test_the_claim_lease_has_a_floor(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"store\.lease: must be at least 5s"):
         load_config(write(tmp_path, "store:\n  lease: 2s\n"), {})
+
+
+def test_throttles_default_per_channel_and_can_be_set(tmp_path: Path) -> None:
+    """Storm control: email 20 and SMS 5 per person per 15 minutes unless configured."""
+    path = write(
+        tmp_path,
+        """\
+        email: {smtp_host: relay, from: bridge@example.com}
+        sms:
+          twilio: {account_sid: AC1, auth_token: t, from: "+15550000000"}
+          throttle: {max: 3, per: 1h}
+        stakeholders: [{name: A, email: a@example.com, phone: "+15550000001"}]
+        """,
+    )
+    config = load_config(path, {})
+    assert config.email is not None
+    assert config.sms is not None
+    assert (config.email.throttle.max, config.email.throttle.per) == (20, timedelta(minutes=15))
+    assert (config.sms.throttle.max, config.sms.throttle.per) == (3, timedelta(hours=1))
+
+
+def test_a_throttle_needs_a_positive_bound_and_window(tmp_path: Path) -> None:
+    """``max`` at least 1, ``per`` positive, nothing else."""
+    path = write(
+        tmp_path,
+        """\
+        email: {smtp_host: relay, from: bridge@example.com, throttle: {max: 0, per: 0s, x: 1}}
+        stakeholders: [{name: A, email: a@example.com}]
+        """,
+    )
+    problems = problems_of(path)
+    assert len(problems) == 3
+    assert any("email.throttle.max" in p for p in problems)
+    assert any("email.throttle.per" in p for p in problems)
+    assert any("email.throttle.x" in p for p in problems)

@@ -15,8 +15,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge.model import EventKind, Incident, Priority, TimelineEvent
-from bridge.notify.base import Notice
-from bridge.notify.render import sms_text
+from bridge.notify.base import BundleItem, Notice
+from bridge.notify.render import (
+    bundle_html_body,
+    bundle_sms,
+    bundle_subject,
+    bundle_text_body,
+    sms_text,
+)
 from fakes.twilio import GSM7_BASIC, GSM7_EXTENSION, count_segments
 
 T0 = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
@@ -165,3 +171,68 @@ def test_the_resolution_and_a_missing_link_read_right() -> None:
     assert sms_text(n) == "INC-042 P0 RESOLVED: disk full"
     raised = dataclasses.replace(n, event=TimelineEvent(2, T0, "priority_raised", "raised"))
     assert sms_text(raised).startswith("INC-042 P0 RAISED: ")
+
+
+# -- bundles (storm control) ------------------------------------------------------------------
+
+
+def items(count: int, *, url: str | None = URL, kind: EventKind = "opened") -> list[BundleItem]:
+    made = []
+    for number in range(1, count + 1):
+        held = notice(f"service {number} down", number=number, kind=kind, url=url)
+        made.append(BundleItem(held.incident, held.event, held.issue_url))
+    return made
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 12, 50, 200, 1200])
+def test_a_bundle_sms_is_one_segment_naming_what_fits_and_counting_the_rest(count: int) -> None:
+    """As many ids as fit, ``+N more`` for the rest, the first issue link: one GSM-7 segment,
+    and the count in front always matches."""
+    text = bundle_sms(items(count))
+    assert count_segments(text) == ("GSM-7", 1)
+    assert text.startswith(f"{count} more incident update")
+    assert text.endswith(" " + URL)
+    named = [part.split(" ")[0] for part in text.split(": ", 1)[1].split(", ")]
+    assert named[0] == "INC-001"
+    left = int(text.rsplit(" +", 1)[1].split(" ")[0]) if " more " + URL in text else 0
+    assert len(named) + left == count
+
+
+def test_a_small_bundle_names_every_incident_and_its_state() -> None:
+    """Two held openings and a resolution, all named, the state shown for the resolution."""
+    held = items(2) + items(1, kind="resolved")
+    assert (
+        bundle_sms(held)
+        == f"3 more incident updates: INC-001 P0, INC-002 P0, INC-001 P0 resolved {URL}"
+    )
+
+
+def test_a_bundle_without_links_still_fits() -> None:
+    """No issue yet: no link, the room goes to ids."""
+    text = bundle_sms(items(60, url=None))
+    assert count_segments(text) == ("GSM-7", 1)
+    assert "http" not in text
+    assert " more" in text.split(": ", 1)[1]
+
+
+def test_an_empty_bundle_is_refused() -> None:
+    """A bundle always tells something."""
+    with pytest.raises(ValueError, match="at least one"):
+        bundle_sms([])
+
+
+def test_the_bundle_email_lists_every_held_message_with_its_link() -> None:
+    """Subject: the highest priority and the first ids; text and HTML: one line per held
+    message, its summary (escaped in HTML) and issue link."""
+    held = items(7)
+    assert bundle_subject(held) == (
+        "[P0] 7 more incident updates: INC-001, INC-002, INC-003, INC-004, INC-005 …"
+    )
+    text = bundle_text_body(held)
+    for number in range(1, 8):
+        assert f"INC-{number:03d} P0: service {number} down\n  {URL}\n" in text
+    hostile = notice("<script>x</script>", number=9)
+    page = bundle_html_body([BundleItem(hostile.incident, hostile.event, URL)])
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert f'href="{URL}"' in page

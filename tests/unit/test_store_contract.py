@@ -13,7 +13,7 @@ import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -874,3 +874,124 @@ async def test_a_permanent_failure_queues_its_fallback_in_the_same_transaction(
     assert sms.payload["to"] == "+15550001111"
     assert sms.payload["event_seq"] == 1
     assert await store.claim_effects(clock(), 10, LEASE) == []  # nothing in the GitHub lane
+
+
+# -- storm control per person (notify_or_hold, bundle_slot, bundle_told) ----------------------
+
+PER = timedelta(minutes=15)
+ALICE = "+15550001111"
+
+
+def message(incident_id: int, effect_id: int, to: str = ALICE, seq: int = 1) -> ClaimedEffect:
+    """A claimed ``notify.sms`` effect as the runner sees it (only its identity matters here)."""
+    return ClaimedEffect(
+        id=effect_id,
+        incident_id=incident_id,
+        kind="notify.sms",
+        payload={"to": to, "name": "Alice", "event": "opened", "event_seq": seq},
+        attempts=0,
+        claim=1,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def test_at_the_bound_messages_are_held_for_one_bundle_due_when_a_slot_frees(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Two slots per window: the first two messages go, the next ones are held for one pending
+    bundle effect in the channel's lane, due when the oldest slot leaves the window; asking
+    again for a sent or a held message changes nothing."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    first_at = clock()
+    assert await store.notify_or_hold(message(incident.id, 1001), "sms", ALICE, clock(), 2, PER)
+    clock.advance(60)
+    assert await store.notify_or_hold(message(incident.id, 1002), "sms", ALICE, clock(), 2, PER)
+    assert await store.notify_or_hold(message(incident.id, 1002), "sms", ALICE, clock(), 2, PER)
+    for effect_id in (1003, 1004, 1004):
+        held = message(incident.id, effect_id)
+        assert not await store.notify_or_hold(held, "sms", ALICE, clock(), 2, PER)
+    rows = await backend.query(
+        "SELECT kind, state, lane, payload FROM outbox WHERE lane = 'sms' ORDER BY id"
+    )
+    assert [(k, s, lane) for k, s, lane, _ in rows] == [("notify.sms", "pending", "sms")]
+    assert codec.loads(rows[0][3]) == {"to": ALICE, "name": "Alice", "bundle": True}
+    assert await store.next_due("sms") == first_at + PER
+    assert await backend.query("SELECT COUNT(*) FROM notify_held") == [(2,)]
+    # Someone else, and Alice by email, have their own windows.
+    other = message(incident.id, 1005, to="+15550002222")
+    assert await store.notify_or_hold(other, "sms", "+15550002222", clock(), 2, PER)
+    assert await store.notify_or_hold(message(incident.id, 1006), "email", ALICE, clock(), 2, PER)
+
+
+async def test_a_bundle_tells_what_was_held_taking_one_slot_once(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """The bundle, claimed when due, gets the held messages oldest first and takes one slot
+    (asking again takes no other); once told they are gone, and a later bundle with nothing
+    held takes no slot."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    assert await store.notify_or_hold(message(incident.id, 1001), "sms", ALICE, clock(), 1, PER)
+    assert not await store.notify_or_hold(
+        message(incident.id, 1002, seq=1), "sms", ALICE, clock(), 1, PER
+    )
+    clock.advance(30)
+    assert not await store.notify_or_hold(
+        message(incident.id, 1003, seq=2), "sms", ALICE, clock(), 1, PER
+    )
+    assert await store.claim_effects(clock(), 10, LEASE, "sms") == []  # not due yet
+    clock.advance(PER.total_seconds())
+    [bundle] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert bundle.payload["bundle"] is True
+    slot = await store.bundle_slot(bundle, "sms", ALICE, clock(), 1, PER)
+    assert slot.wait_until is None
+    assert [(h.incident_id, h.event_seq) for h in slot.held] == [(incident.id, 1), (incident.id, 2)]
+    again = await store.bundle_slot(bundle, "sms", ALICE, clock(), 1, PER)
+    assert len(again.held) == 2
+    assert again.wait_until is None
+    await store.bundle_told(bundle.id)
+    assert await backend.query("SELECT COUNT(*) FROM notify_held") == [(0,)]
+    assert (await store.bundle_slot(bundle, "sms", ALICE, clock(), 1, PER)).held == []
+    # The bundle's slot counts: the next message within the window is held again.
+    assert not await store.notify_or_hold(message(incident.id, 1004), "sms", ALICE, clock(), 1, PER)
+
+
+async def test_a_bundle_waits_while_the_window_is_full(store: AnyStore, clock: FakeClock) -> None:
+    """Run before a slot frees (another replica's message took it), a bundle gets nothing and
+    the time a slot frees."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    sent_at = clock()
+    assert await store.notify_or_hold(message(incident.id, 1001), "sms", ALICE, clock(), 1, PER)
+    assert not await store.notify_or_hold(message(incident.id, 1002), "sms", ALICE, clock(), 1, PER)
+    [bundle] = await store.claim_effects(clock() + PER, 10, LEASE, "sms")
+    clock.advance(60)
+    slot = await store.bundle_slot(bundle, "sms", ALICE, clock(), 1, PER)
+    assert slot.held == []
+    assert slot.wait_until == sent_at + PER
+
+
+async def test_a_message_held_while_the_bundle_runs_gets_a_bundle_of_its_own(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """A running bundle takes nothing more: a message held meanwhile goes to a new pending
+    bundle, so it is told too."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    assert await store.notify_or_hold(message(incident.id, 1001), "sms", ALICE, clock(), 1, PER)
+    assert not await store.notify_or_hold(message(incident.id, 1002), "sms", ALICE, clock(), 1, PER)
+    clock.advance(PER.total_seconds())
+    [bundle] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert not await store.notify_or_hold(
+        message(incident.id, 1003, seq=2), "sms", ALICE, clock(), 1, PER
+    )
+    slot = await store.bundle_slot(bundle, "sms", ALICE, clock(), 1, PER)
+    assert [h.event_seq for h in slot.held] == [1]
+    await store.bundle_told(bundle.id)
+    assert await store.finish_effect(bundle, clock())
+    clock.advance(PER.total_seconds())
+    [second] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert second.id != bundle.id
+    later = await store.bundle_slot(second, "sms", ALICE, clock(), 1, PER)
+    assert [h.event_seq for h in later.held] == [2]
