@@ -295,6 +295,7 @@ def create_app(
                 repository,
                 clock=clock,
                 throttle=throttle_of(config, notifier.channel),
+                priority_names={p: rules.policy(p).name for p in Priority},
             ).run,
             clock,
             metrics,

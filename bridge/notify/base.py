@@ -19,6 +19,7 @@ class Notice:
     issue_url: str | None = None  # the incident's GitHub issue, once it exists
     # Channel state kept between messages of one incident (Slack's root message ts).
     state: dict[str, str] = field(default_factory=dict)
+    priority_name: str = ""  # the rules' name of the incident's priority ("Critical")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,13 @@ holds across replicas; every held message is followed by a bundle, so nothing go
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from bridge.clock import Clock
 from bridge.effects import EffectError
+from bridge.model import Priority
 from bridge.notify.base import Bundle, BundleItem, BundleNotifier, Notice, Notifier
 from bridge.store.base import ClaimedEffect, Store
 
@@ -38,6 +40,7 @@ class NotifyRunner:
         repository: str,
         *,
         clock: Clock | None = None,
+        priority_names: Mapping[Priority, str] | None = None,
         throttle: Throttle | None = None,
     ) -> None:
         if throttle is not None and (clock is None or not isinstance(notifier, BundleNotifier)):
@@ -47,6 +50,7 @@ class NotifyRunner:
         self._repository = repository
         self._clock = clock
         self._throttle = throttle
+        self._priority_names = dict(priority_names or {})
 
     async def _issue_url(self, incident_id: int) -> str | None:
         if not self._repository:
@@ -81,6 +85,7 @@ class NotifyRunner:
             recipient=recipient,
             recipient_name=str(effect.payload.get("name", "")),
             issue_url=await self._issue_url(effect.incident_id),
+            priority_name=self._priority_names.get(incident.priority, ""),
             state=state,
         )
         kept = await self._notifier.send(notice)

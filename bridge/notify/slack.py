@@ -41,13 +41,15 @@ _TIMEOUT_SECONDS = 5
 _SUMMARY_LIMIT = 300
 _EVENT_LIMIT = 500
 
-# The bundled rules' names (rules/priorities.yaml); the adapter is configured by SlackConfig alone.
+# The bundled rules' names (rules/priorities.yaml), for a notice that does not carry the rules'
+# own name of its priority.
 PRIORITY_LABELS: dict[Priority, tuple[str, str]] = {
     Priority.P0: ("🔴", "Critical"),
     Priority.P1: ("🟠", "High"),
     Priority.P2: ("🟡", "Medium"),
     Priority.P3: ("🔵", "Low"),
 }
+_NO_MARKUP = str.maketrans("", "", "<>&")
 _REPLY_ICON = {
     "opened": "🚨",
     "alert_firing": "🔥",
@@ -97,10 +99,10 @@ def _link(url: str | None, label: str) -> str | None:
     return f"<{target}|{escape(label)}>"
 
 
-def priority_label(priority: Priority) -> str:
-    """``🔴 P0 Critical``."""
-    emoji, name = PRIORITY_LABELS[priority]
-    return f"{emoji} {priority} {name}"
+def priority_label(priority: Priority, name: str = "") -> str:
+    """``🔴 P0 Critical`` (``name``: the rules' name for the priority, when they rename it)."""
+    emoji, bundled = PRIORITY_LABELS[priority]
+    return f"{emoji} {priority} {escape(name) if name else bundled}"
 
 
 def runbook_url(incident: Incident) -> str | None:
@@ -131,8 +133,11 @@ def root_message(notice: Notice) -> tuple[str, list[dict[str, Any]]]:
     incident = notice.incident
     resolved = incident.state == "resolved"
     summary = escape(one_line(incident.summary, _SUMMARY_LIMIT))
-    emoji, name = PRIORITY_LABELS[incident.priority]
+    emoji, bundled = PRIORITY_LABELS[incident.priority]
+    # plain_text: nothing is parsed there, but a name never carries markup into Slack anyway
+    name = one_line(notice.priority_name.translate(_NO_MARKUP), 40) or bundled
     header = f"{'✅' if resolved else emoji} {incident.display_id} · {incident.priority} {name}"
+    priority = priority_label(incident.priority, notice.priority_name)
     icon, words = _state(notice)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
@@ -140,7 +145,7 @@ def root_message(notice: Notice) -> tuple[str, list[dict[str, Any]]]:
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Priority*\n{priority_label(incident.priority)}"},
+                {"type": "mrkdwn", "text": f"*Priority*\n{priority}"},
                 {"type": "mrkdwn", "text": f"*State*\n{icon} {words}"},
             ],
         },
@@ -160,7 +165,8 @@ def root_message(notice: Notice) -> tuple[str, list[dict[str, Any]]]:
     if incident.alerts:
         context += f" · alerts firing: {len(firing)} of {len(incident.alerts)}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    text = f"{priority_label(incident.priority)} · {incident.display_id}: {summary} · {words}"
+    label = priority_label(incident.priority, notice.priority_name)
+    text = f"{label} · {incident.display_id}: {summary} · {words}"
     if links:
         text += " · " + " · ".join(links)
     return text, blocks

@@ -234,3 +234,19 @@ async def test_slack_unreachable_is_retryable_and_nothing_was_sent() -> None:
     assert TOKEN not in str(info.value)
     await notifier.close()
     await notifier.close()  # twice is harmless
+
+
+def test_the_rules_name_of_the_priority_is_shown_when_they_rename_it() -> None:
+    """An operator's rules_dir may call P0 something else: Slack shows their name, escaped."""
+    base = notice(incident())
+    renamed = Notice(
+        incident=base.incident,
+        event=base.event,
+        recipient="#incidents",
+        priority_name="Sev-1 <!channel>",
+    )
+    text, blocks = root_message(renamed)
+    rendered = everything(text, blocks)
+    assert "Sev-1" in rendered
+    assert "<!channel>" not in rendered
+    assert "Critical" not in rendered
