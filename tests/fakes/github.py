@@ -37,7 +37,6 @@ worker thread (``asyncio.to_thread``), exactly as the product does.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import json
@@ -53,14 +52,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from fakes.loopback import Fault, LoopbackServer, with_faults
 
 __all__ = [
     "AppKey",
@@ -70,7 +70,7 @@ __all__ = [
     "FakeLabel",
     "FakeRepo",
     "FakeUser",
-    "Fault",
+    "GitHubFault",
     "RateLimits",
     "RecordedRequest",
     "iter_link_header",
@@ -228,37 +228,8 @@ class RecordedRequest:
 
 
 @dataclass
-class Fault:
-    """An injected response for the next ``times`` requests matching ``method``/``path_regex``.
-
-    ``method`` is an HTTP method or ``"*"``; ``path_regex`` is searched (``re.search``) in the
-    request path, without the query string. With ``apply_first`` the request is processed
-    normally (state changes happen) and only then replaced by the injected response.
-    """
-
-    method: str
-    path_regex: re.Pattern[str]
-    status: int
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    apply_first: bool = False
-    delay: float = 0.0
-    drop: bool = False
-    hits: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the fault has fired ``times`` times already."""
-        return self.hits >= self.times
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
-        if self.exhausted:
-            return False
-        if self.method not in ("*", method.upper()):
-            return False
-        return self.path_regex.search(path) is not None
+class GitHubFault(Fault):
+    """An injected response (see :class:`fakes.loopback.Fault`) in GitHub's error shape."""
 
     def response(self) -> web.Response:
         """The response to send in place of the real one."""
@@ -438,7 +409,7 @@ def make_app_key() -> AppKey:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """Fake GitHub REST server; see the module docstring.
 
     Usage::
@@ -530,7 +501,7 @@ class FakeGitHub:
         """When true, every request is answered with 503."""
         self.requests: list[RecordedRequest] = []
         """Every request received, in order."""
-        self.faults: list[Fault] = []
+        self.faults: list[GitHubFault] = []
         """Pending injected faults (exhausted ones are removed)."""
         self.internal_errors: list[BaseException] = []
         """Bugs in the fake itself (answered with 500); tests may assert this stays empty."""
@@ -564,8 +535,6 @@ class FakeGitHub:
             self.add_repo(full_name)
 
         self.app = self._build_app()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
         if isinstance(enforce_limits, RateLimits):
             self._set_limits(enforce_limits)
         elif enforce_limits:
@@ -573,43 +542,9 @@ class FakeGitHub:
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self, port: int = 0) -> None:
-        """Start serving on 127.0.0.1 (an ephemeral port unless one is given, e.g. to come back
-        on the same address after ``close()``)."""
-        if self._runner is not None:
-            return
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self._base_url = f"http://{host}:{port}{self.prefix}"
-
-    async def close(self) -> None:
-        """Stop serving (idempotent). State and the request log stay readable."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
+    def _url(self, host: str, port: int) -> str:
         """``http://127.0.0.1:PORT`` (plus the prefix), to pass as PyGithub's ``base_url``."""
-        if self._base_url is None:
-            raise RuntimeError("FakeGitHub is not started")
-        return self._base_url
+        return f"http://{host}:{port}{self.prefix}"
 
     # ---------------------------------------------------------------- request log
 
@@ -732,21 +667,21 @@ class FakeGitHub:
         apply_first: bool = False,
         delay: float = 0.0,
         drop: bool = False,
-    ) -> Fault:
+    ) -> GitHubFault:
         """Answer the next ``times`` requests matching ``method`` (or ``"*"``) and
         ``path_regex`` (searched in the path) with ``status``/``body``/``headers``.
 
         ``body`` defaults to GitHub's error shape with the status' reason phrase. With
         ``apply_first=True`` the request is processed first, so its state change happens
         ("GitHub applied it but the response was lost"). Faults are matched in injection
-        order and the returned :class:`Fault` can be inspected (``hits``).
+        order and the returned :class:`GitHubFault` can be inspected (``hits``).
 
         ``delay`` waits that many seconds before answering (after applying, with
         ``apply_first``): a slow GitHub. ``drop`` closes the connection instead of answering
         ("the connection dropped after GitHub applied the change" with ``apply_first``).
         ``status=0`` keeps the real response (useful with ``delay``).
         """
-        fault = Fault(
+        fault = GitHubFault(
             method=method.upper(),
             path_regex=re.compile(path_regex),
             status=status,
@@ -776,15 +711,6 @@ class FakeGitHub:
         now = self._clock()
         for token, expires_at in self.installation_tokens.items():
             self.installation_tokens[token] = min(expires_at, now)
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.matches(method, path):
-                fault.hits += 1
-                if fault.exhausted:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     # ---------------------------------------------------------------- direct state access
 
@@ -1186,27 +1112,9 @@ class FakeGitHub:
     ) -> web.StreamResponse:
         if self.down:
             return _ApiError(503, "Service Unavailable").response()
-        fault = self._take_fault(request.method, request.path)
-        if fault is not None and not fault.apply_first:
-            replaced = await self._misbehave(request, fault)
-            if replaced is not None:
-                return replaced
-        response = await self._handle(request, handler, bad_json)
-        if fault is not None and fault.apply_first:
-            replaced = await self._misbehave(request, fault)
-            if replaced is not None:
-                return replaced
-        return response
-
-    async def _misbehave(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
-        """Apply a fault's delay, drop or replacement; None keeps the real response."""
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.drop:
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # nothing more is sent on this connection
-        return fault.response() if fault.status else None
+        return await with_faults(
+            request, self.faults, lambda: self._handle(request, handler, bad_json)
+        )
 
     async def _handle(
         self, request: web.Request, handler: Handler, bad_json: bool

@@ -52,11 +52,12 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from fakes.loopback import Fault, LoopbackServer, with_faults
 
 __all__ = [
     "FakeChannel",
@@ -158,35 +159,8 @@ _DEFAULT_FAULT_ERRORS = {
 
 
 @dataclass
-class SlackFault:
-    """An injected response for the next ``times`` requests matching ``method``/``path_regex``.
-
-    ``method`` is an HTTP method or ``"*"``; ``path_regex`` is searched (``re.search``) in the
-    request path (``/api/chat.postMessage``). With ``apply_first`` the request is processed
-    normally (state changes happen) and only then replaced.
-    """
-
-    method: str
-    path_regex: re.Pattern[str]
-    status: int
-    body: dict[str, Any] | str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    apply_first: bool = False
-    delay: float = 0.0
-    drop: bool = False
-    hits: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the fault has fired ``times`` times already."""
-        return self.hits >= self.times
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
-        if self.exhausted or self.method not in ("*", method.upper()):
-            return False
-        return self.path_regex.search(path) is not None
+class SlackFault(Fault):
+    """An injected response (see :class:`fakes.loopback.Fault`) in the service's error shape."""
 
     def response(self) -> web.Response:
         """The response to send in place of the real one: ``body`` as JSON (a dict) or as an
@@ -245,7 +219,7 @@ def _is_true(value: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Fake Slack Web API server; see the module docstring.
 
     ``token`` is the accepted bot token (may be changed at any time, e.g. to simulate a
@@ -290,48 +264,12 @@ class FakeSlack:
         for name in channels:
             self.add_channel(name)
         self.app = self._build_app()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self, port: int = 0) -> None:
-        """Start serving on 127.0.0.1 (an ephemeral port unless one is given, e.g. to come back
-        on the same address after ``close()``)."""
-        if self._runner is not None:
-            return
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        host, bound = runner.addresses[0][:2]
-        self._runner = runner
-        self._base_url = f"http://{host}:{bound}{API_PREFIX}/"
-
-    async def close(self) -> None:
-        """Stop serving (idempotent). State and the request log stay readable."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
+    def _url(self, host: str, port: int) -> str:
         """``http://127.0.0.1:PORT/api/`` (ends with ``/``), for ``AsyncWebClient(base_url=)``."""
-        if self._base_url is None:
-            raise RuntimeError("FakeSlack is not started")
-        return self._base_url
+        return f"http://{host}:{port}{API_PREFIX}/"
 
     # ---------------------------------------------------------------- request log
 
@@ -388,15 +326,6 @@ class FakeSlack:
     def clear_faults(self) -> None:
         """Drop all pending injected faults."""
         self.faults.clear()
-
-    def _take_fault(self, method: str, path: str) -> SlackFault | None:
-        for fault in self.faults:
-            if fault.matches(method, path):
-                fault.hits += 1
-                if fault.exhausted:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     # ---------------------------------------------------------------- direct state access
 
@@ -639,28 +568,7 @@ class FakeSlack:
     async def _dispatch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.down:
             return _json_response({"ok": False, "error": "service_unavailable"}, status=503)
-        fault = self._take_fault(request.method, request.path)
-        if fault is not None and not fault.apply_first:
-            replaced = await self._misbehave(request, fault)
-            if replaced is not None:
-                return replaced
-        response = await self._handle(request, handler)
-        if fault is not None and fault.apply_first:
-            replaced = await self._misbehave(request, fault)
-            if replaced is not None:
-                return replaced
-        return response
-
-    @staticmethod
-    async def _misbehave(request: web.Request, fault: SlackFault) -> web.StreamResponse | None:
-        """Apply a fault's delay, drop or replacement; None keeps the real response."""
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.drop:
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # nothing more is sent on this connection
-        return fault.response() if fault.status else None
+        return await with_faults(request, self.faults, lambda: self._handle(request, handler))
 
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:

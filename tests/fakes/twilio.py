@@ -46,11 +46,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from fakes.loopback import Fault, LoopbackServer, with_faults
 
 __all__ = [
     "GSM7_BASIC",
@@ -187,35 +188,8 @@ def _error_body(status: int, code: int, message: str) -> dict[str, Any]:
 
 
 @dataclass
-class TwilioFault:
-    """An injected response for the next ``times`` requests matching ``method``/``path_regex``.
-
-    ``method`` is an HTTP method or ``"*"``; ``path_regex`` is searched (``re.search``) in the
-    request path. With ``apply_first`` the request is processed normally (the message is
-    created) and only then replaced.
-    """
-
-    method: str
-    path_regex: re.Pattern[str]
-    status: int
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    apply_first: bool = False
-    delay: float = 0.0
-    drop: bool = False
-    hits: int = 0
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether the fault has fired ``times`` times already."""
-        return self.hits >= self.times
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
-        if self.exhausted or self.method not in ("*", method.upper()):
-            return False
-        return self.path_regex.search(path) is not None
+class TwilioFault(Fault):
+    """An injected response (see :class:`fakes.loopback.Fault`) in the service's error shape."""
 
     def response(self) -> web.Response:
         """The response to send in place of the real one; by default Twilio's error shape
@@ -269,7 +243,7 @@ def _utcnow() -> datetime:
 # --------------------------------------------------------------------------------------------
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     """Fake Twilio Messages API; see the module docstring.
 
     ``account_sid``/``auth_token`` are the accepted basic-auth credentials (the token may be
@@ -305,48 +279,12 @@ class FakeTwilio:
         self._clock = clock or _utcnow
         self._sids = itertools.count(1)
         self.app = self._build_app()
-        self._runner: web.AppRunner | None = None
-        self._base_url: str | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self, port: int = 0) -> None:
-        """Start serving on 127.0.0.1 (an ephemeral port unless one is given)."""
-        if self._runner is not None:
-            return
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        host, bound = runner.addresses[0][:2]
-        self._runner = runner
-        self._base_url = f"http://{host}:{bound}"
-
-    async def close(self) -> None:
-        """Stop serving (idempotent). State and the request log stay readable."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash), in place of
-        ``https://api.twilio.com``."""
-        if self._base_url is None:
-            raise RuntimeError("FakeTwilio is not started")
-        return self._base_url
+    def _url(self, host: str, port: int) -> str:
+        """``http://127.0.0.1:PORT``, Twilio's ``api_url``."""
+        return f"http://{host}:{port}"
 
     @property
     def messages_url(self) -> str:
@@ -407,15 +345,6 @@ class FakeTwilio:
     def clear_faults(self) -> None:
         """Drop all pending injected faults."""
         self.faults.clear()
-
-    def _take_fault(self, method: str, path: str) -> TwilioFault | None:
-        for fault in self.faults:
-            if fault.matches(method, path):
-                fault.hits += 1
-                if fault.exhausted:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     # ---------------------------------------------------------------- direct state access
 
@@ -508,28 +437,7 @@ class FakeTwilio:
     async def _dispatch(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.down:
             return _TwilioError(503, 20503, "Service Unavailable").response()
-        fault = self._take_fault(request.method, request.path)
-        if fault is not None and not fault.apply_first:
-            replaced = await self._misbehave(request, fault)
-            if replaced is not None:
-                return replaced
-        response = await self._handle(request, handler)
-        if fault is not None and fault.apply_first:
-            replaced = await self._misbehave(request, fault)
-            if replaced is not None:
-                return replaced
-        return response
-
-    @staticmethod
-    async def _misbehave(request: web.Request, fault: TwilioFault) -> web.StreamResponse | None:
-        """Apply a fault's delay, drop or replacement; None keeps the real response."""
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
-        if fault.drop:
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # nothing more is sent on this connection
-        return fault.response() if fault.status else None
+        return await with_faults(request, self.faults, lambda: self._handle(request, handler))
 
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
