@@ -271,15 +271,15 @@ async def _queue_storm(conn: Conn, storm_id: int, not_before: datetime, now: dat
 # ingest is coalescing into) are left to it; a row claimed meanwhile is re-checked against the
 # WHERE clause once locked and dropped, since it is then running with a lease in the future.
 # The two differ only in their first WHERE line and their ORDER BY.
-CLAIM_LAPSED = """
+_CLAIM = """
 WITH picked AS (
     SELECT o.id FROM outbox o
-    WHERE o.state = 'running' AND o.lease_until <= $1
+    WHERE {which}
       AND o.lane = $4
       AND o.id = (SELECT min(p.id) FROM outbox p
                   WHERE p.incident_id = o.incident_id AND p.lane = o.lane
                     AND p.state IN ('pending', 'running'))
-    ORDER BY o.lease_until
+    ORDER BY {order}
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
 )
@@ -290,25 +290,13 @@ WHERE u.id = picked.id AND i.id = u.incident_id
 RETURNING u.id, u.incident_id, u.kind, u.payload, u.attempts, u.claim, u.created_at,
           u.outcome_unknown, u.next_attempt_at, u.urgent, i.kind AS incident_kind, i.number
 """
-CLAIM_DUE = """
-WITH picked AS (
-    SELECT o.id FROM outbox o
-    WHERE o.state = 'pending' AND o.next_attempt_at <= $1
-      AND o.lane = $4
-      AND o.id = (SELECT min(p.id) FROM outbox p
-                  WHERE p.incident_id = o.incident_id AND p.lane = o.lane
-                    AND p.state IN ('pending', 'running'))
-    ORDER BY o.urgent DESC, o.next_attempt_at, o.id
-    LIMIT $2
-    FOR UPDATE OF o SKIP LOCKED
+CLAIM_LAPSED = _CLAIM.format(
+    which="o.state = 'running' AND o.lease_until <= $1", order="o.lease_until"
 )
-UPDATE outbox u SET state = 'running', claim = u.claim + 1, lease_until = $3,
-                    outcome_unknown = u.outcome_unknown OR u.state = 'running'
-FROM picked, incidents i
-WHERE u.id = picked.id AND i.id = u.incident_id
-RETURNING u.id, u.incident_id, u.kind, u.payload, u.attempts, u.claim, u.created_at,
-          u.outcome_unknown, u.next_attempt_at, u.urgent, i.kind AS incident_kind, i.number
-"""
+CLAIM_DUE = _CLAIM.format(
+    which="o.state = 'pending' AND o.next_attempt_at <= $1",
+    order="o.urgent DESC, o.next_attempt_at, o.id",
+)
 
 _ISSUE_UPSERT = (
     "INSERT INTO github_issues (incident_id, repository, number, url, title, body, region,"
