@@ -28,8 +28,9 @@ from bridge import storm as storms
 from bridge.clock import Clock
 from bridge.github import render
 from bridge.github.client import GitHubError, IssuePage, IssueTracker, RemoteIssue
+from bridge.github.sync import record_of
 from bridge.model import Incident, Priority
-from bridge.store.base import IssueRecord, Store
+from bridge.store.base import Store
 
 log = structlog.get_logger(__name__)
 
@@ -176,7 +177,6 @@ async def rebuild(
 ) -> RebuildReport:
     """Restore every incident and maintenance request the repository's issues describe."""
     report = RebuildReport()
-    managed = render.managed_labels(options)
     page = 1
     while True:
         listed = await _page(tracker, page, wait)
@@ -206,18 +206,7 @@ async def rebuild(
                 report.skipped.append(f"#{issue.number}: {label} is a {marker.kind} issue")
                 continue
             incident, from_state = incident_from_issue(issue, marker, options, clock())
-            record = IssueRecord(
-                incident_id=0,  # the store sets it
-                repository=tracker.repository,
-                number=issue.number,
-                url=issue.url,
-                title=issue.title,
-                body=issue.body,
-                region=render.region_of(issue.body),
-                labels=set(issue.labels & managed),
-                state=issue.state,
-                etag=None,
-            )
+            record = record_of(issue, 0, tracker.repository, options)  # restore sets the id
             if await store.restore(incident, record):
                 report.restored.append(label)
                 if not from_state:

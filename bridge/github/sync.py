@@ -19,7 +19,7 @@ import structlog
 from bridge import storm as storms
 from bridge.github import render
 from bridge.github.budget import Budget, BudgetExhausted
-from bridge.github.client import GitHubError, IssueTracker
+from bridge.github.client import GitHubError, IssueTracker, RemoteIssue
 from bridge.model import Incident
 from bridge.store.base import ClaimedEffect, IssueRecord, Store, Storm
 
@@ -29,6 +29,25 @@ T = TypeVar("T")
 
 _TIMELINE_EVENTS = 30
 _CLOCK_SKEW = timedelta(minutes=5)  # between our clock and GitHub's, when asking "since"
+
+
+def record_of(
+    remote: RemoteIssue, incident_id: int, repository: str, options: render.RenderOptions
+) -> IssueRecord:
+    """What the bridge keeps of an issue it read back from GitHub (adopted after an interrupted
+    create, or found by ``rebuild``): its region, and only the labels the bridge manages."""
+    return IssueRecord(
+        incident_id=incident_id,
+        repository=repository,
+        number=remote.number,
+        url=remote.url,
+        title=remote.title,
+        body=remote.body,
+        region=render.region_of(remote.body),
+        labels=set(remote.labels) & render.managed_labels(options),
+        state=remote.state,
+        etag=None,
+    )
 
 
 class PermanentEffectError(Exception):
@@ -99,18 +118,7 @@ class GitHubSync:
         if remote is None:
             return None
         log.info("github_issue_adopted", issue=remote.number, incident=incident.display_id)
-        record = IssueRecord(
-            incident_id=incident.id,
-            repository=self.repository,
-            number=remote.number,
-            url=remote.url,
-            title=remote.title,
-            body=remote.body,
-            region=render.region_of(remote.body),
-            labels=set(remote.labels) & render.managed_labels(self._options),
-            state=remote.state,
-            etag=None,
-        )
+        record = record_of(remote, incident.id, self.repository, self._options)
         await self._store.save_issue_record(record)
         return record
 

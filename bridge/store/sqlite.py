@@ -327,6 +327,31 @@ def _queue_storm(conn: sqlite3.Connection, storm_id: int, not_before: float, now
     )
 
 
+_ISSUE_UPSERT = (
+    "INSERT INTO github_issues (incident_id, repository, number, url, title, body,"
+    " region, labels, state, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (incident_id, repository) DO UPDATE SET number = excluded.number,"
+    " url = excluded.url, title = excluded.title, body = excluded.body,"
+    " region = excluded.region, labels = excluded.labels, state = excluded.state,"
+    " etag = excluded.etag"
+)
+
+
+def _issue_values(record: IssueRecord, incident_id: int) -> tuple[Any, ...]:
+    return (
+        incident_id,
+        record.repository,
+        record.number,
+        record.url,
+        record.title,
+        record.body,
+        record.region,
+        codec.dumps(sorted(record.labels)),
+        record.state,
+        record.etag,
+    )
+
+
 class StoreInUse(StoreUnavailable):
     """Another process holds the SQLite file: one ``serve`` per file (use PostgreSQL for more)."""
 
@@ -708,29 +733,8 @@ class SqliteStore:
         return await self._read(read)
 
     async def save_issue_record(self, record: IssueRecord) -> None:
-        values = (
-            record.incident_id,
-            record.repository,
-            record.number,
-            record.url,
-            record.title,
-            record.body,
-            record.region,
-            codec.dumps(sorted(record.labels)),
-            record.state,
-            record.etag,
-        )
-        await self._write(
-            lambda c: c.execute(
-                "INSERT INTO github_issues (incident_id, repository, number, url, title, body,"
-                " region, labels, state, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (incident_id, repository) DO UPDATE SET number = excluded.number,"
-                " url = excluded.url, title = excluded.title, body = excluded.body,"
-                " region = excluded.region, labels = excluded.labels, state = excluded.state,"
-                " etag = excluded.etag",
-                values,
-            )
-        )
+        values = _issue_values(record, record.incident_id)
+        await self._write(lambda c: c.execute(_ISSUE_UPSERT, values))
 
     async def list_incidents(
         self, repository: str, *, limit: int = 100, state: str | None = None
@@ -835,22 +839,7 @@ class SqliteStore:
             new_id = cursor.lastrowid
             assert new_id is not None
             if record is not None:
-                conn.execute(
-                    "INSERT INTO github_issues (incident_id, repository, number, url, title,"
-                    " body, region, labels, state, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new_id,
-                        record.repository,
-                        record.number,
-                        record.url,
-                        record.title,
-                        record.body,
-                        record.region,
-                        codec.dumps(sorted(record.labels)),
-                        record.state,
-                        record.etag,
-                    ),
-                )
+                conn.execute(_ISSUE_UPSERT, _issue_values(record, new_id))
             return new_id
 
         new_id = await self._write(unit)
