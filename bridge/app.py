@@ -239,10 +239,18 @@ def _writer_gate(store: Store, clock: Clock, lease: timedelta) -> Gate:
     """The GitHub writer lease for this process: one replica at a time runs effects, so one
     request at a time goes out per token and the shared budget is spent by one hand."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    renewed: datetime | None = None  # when this process last took or renewed the lease
 
     async def gate(release: bool) -> bool:
-        ttl = timedelta(0) if release else lease
-        return await store.hold_lease("github-writer", holder, clock(), ttl)
+        nonlocal renewed
+        now = clock()
+        if not release and renewed is not None and now - renewed < lease / 4:
+            return True  # held, with at least three quarters of it left: no store write
+        held = await store.hold_lease(
+            "github-writer", holder, now, timedelta(0) if release else lease
+        )
+        renewed = now if held and not release else None
+        return held
 
     return gate
 

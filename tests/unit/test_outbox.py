@@ -6,12 +6,15 @@ while it runs.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bridge.app import _writer_gate
 from bridge.clock import FakeClock
 from bridge.github.client import GitHubError
 from bridge.metrics import Metrics
@@ -142,3 +145,34 @@ async def test_a_retry_after_an_unknown_outcome_stays_unknown(
         clock.advance(400)  # past any backoff
     assert seen == [False, True, True]
     assert (await store.outbox_stats()).pending == 0
+
+
+async def test_the_writer_lease_is_renewed_only_once_a_quarter_of_it_has_passed(
+    tmp_path: Path,
+) -> None:
+    """Every outbox pass asks for the GitHub writer lease; a pass within a quarter of the lease
+    of the last renewal needs no store write (three quarters of it are still left), a later one
+    renews it, and a release hands it over at once."""
+    clock = FakeClock(T0)
+    store = SqliteStore(tmp_path / "s.db", clock=clock)
+    await store.open()
+    try:
+        gate = _writer_gate(store, clock, timedelta(seconds=60))
+
+        def until() -> float:
+            with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
+                (value,) = conn.execute("SELECT until FROM leases").fetchone()
+                return float(value)
+
+        assert await gate(False)
+        first = until()
+        clock.advance(14)
+        assert await gate(False)
+        assert until() == first
+        clock.advance(2)
+        assert await gate(False)
+        assert until() == first + 16
+        assert await gate(True)
+        assert until() == first + 16 - 60  # released: until = now
+    finally:
+        await store.close()
