@@ -128,6 +128,10 @@ def label_specs(config: Config, rules: Rules) -> list[LabelSpec]:
         LabelSpec("maintenance-adaptive", "1d76db", "Adaptive maintenance: environment changes"),
         LabelSpec("maintenance-preventive", "fbca04", "Preventive maintenance: scheduled"),
         LabelSpec("resolved", "0e8a16", "Every alert resolved"),
+        LabelSpec("acknowledged", "1d76db", "Someone is on it"),
+        LabelSpec("identified", "0052cc", "The cause is identified (status page: Identified)"),
+        LabelSpec("sla-breached", "b60205", "A response or resolution deadline was missed"),
+        LabelSpec("flapping", "c5def5", "Fires and resolves repeatedly: notifications damped"),
         LabelSpec(
             "storm", "5319e7", "Alert storm roll-up: groups listed while the budget is spent"
         ),
@@ -211,6 +215,7 @@ def build_audience(config: Config, rules: Rules) -> Audience:
             Recipient(name=p.name, email=p.email, phone=p.phone) for p in config.stakeholders
         ),
         channels={p: frozenset(rules.policy(p).stakeholders) for p in Priority},
+        escalation=tuple(Recipient(p.name, p.email, p.phone) for p in config.escalation),
     )
 
 
@@ -292,7 +297,7 @@ def create_app(
         email=config.email is not None,
         sms=config.sms is not None,
         stakeholders=audience.stakeholders,
-        escalation=tuple(Recipient(p.name, p.email, p.phone) for p in config.escalation),
+        escalation=audience.escalation,
     )
     lanes = [
         Outbox(

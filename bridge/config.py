@@ -682,6 +682,7 @@ class GitHubConfig(_SecretModel):
     labels: tuple[LabelName, ...] = ()
     budget: BudgetConfig = _section()
     timeout: Timeout = timedelta(seconds=5)
+    poll: PollConfig = _section()
 
     @field_validator("labels")
     @classmethod
@@ -875,6 +876,9 @@ class AlertmanagerConfig(_Model):
 
     urls: tuple[HttpUrl, ...]
     group_wait: Duration = timedelta(seconds=30)
+    # How often every peer is asked for its alert groups (reconciliation, silences).
+    interval: PositiveDuration = timedelta(minutes=1)
+    timeout: Timeout = timedelta(seconds=5)
 
     @field_validator("urls")
     @classmethod
@@ -889,6 +893,23 @@ class HeartbeatConfig(_Model):
 
     alertname: Text = "Watchdog"
     timeout: PositiveDuration = timedelta(minutes=10)
+
+
+class FlappingConfig(_Model):
+    """A group that fires and resolves more than ``max_flips`` times within ``window`` is
+    flapping: labelled, its notifications damped, its close deferred until quiet for the
+    window."""
+
+    max_flips: int = Field(3, ge=1, le=100)
+    window: PositiveDuration = timedelta(hours=1)
+
+
+class PollConfig(_Model):
+    """Without ``github.webhook_secret`` the bridge polls every open incident issue (with
+    conditional requests: an unchanged issue costs no rate limit), P0/P1 more often."""
+
+    urgent: PositiveDuration = timedelta(minutes=1)
+    other: PositiveDuration = timedelta(minutes=5)
 
 
 class StatusPageConfig(_Model):
@@ -917,6 +938,7 @@ class Config(_Model):
     escalation: tuple[Person, ...] = ()
     alertmanager: AlertmanagerConfig | None = None
     heartbeat: HeartbeatConfig = _section()
+    flapping: FlappingConfig = _section()
     status_page: StatusPageConfig = _section()
 
     _config_path: Path | None = PrivateAttr(default=None)

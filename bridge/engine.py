@@ -39,7 +39,8 @@ from bridge.model import (
     TimelineEvent,
 )
 
-Outcome = Literal[
+# What a notification did (counted in incident_bridge_notifications_total{outcome}).
+NotificationOutcome = Literal[
     "opened",
     "reopened",
     "updated",
@@ -47,6 +48,16 @@ Outcome = Literal[
     "unchanged",
     "heartbeat",
     "unknown_resolved",
+]
+# Lifecycle steps applied through Ingestor.apply (timers, GitHub events, reconciliation).
+Outcome = Literal[
+    NotificationOutcome,
+    "acknowledged",
+    "closed",
+    "timer",
+    "reconciled",
+    "reported",
+    "silenced",
 ]
 
 # Above this many alerts changing in one notification the timeline gets one summary line.

@@ -1,8 +1,14 @@
-"""Accepting one notification: identity → engine → one durable store transaction."""
+"""Accepting one notification: identity → engine → one durable store transaction.
+
+The same path applies every other change of an incident's state — a timer coming due, a GitHub
+event, reconciliation with Alertmanager — through ``Ingestor.apply``: a pure step on the latest
+incident of a key, in one transaction, with the notifications its decision calls for.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from bridge.clock import Clock
 from bridge.engine import Decision, Policy, apply_notification
@@ -10,6 +16,9 @@ from bridge.identity import IdentityMode, identity_key, identity_of
 from bridge.metrics import Metrics
 from bridge.model import EffectSpec, Incident, Notification
 from bridge.store.base import Store
+
+# A lifecycle step: the incident as stored (None: none under that key) and now → the decision.
+Step = Callable[[Incident | None, datetime], Decision]
 
 
 class Ingestor:
@@ -49,6 +58,25 @@ class Ingestor:
         opened = decision.incident if decision.outcome == "opened" else None
         if opened is not None and opened.kind == "incident":
             self._metrics.incidents_opened.labels(priority=str(opened.priority)).inc()
+        if decision.effects:
+            self._on_effects()
+        return decision
+
+    async def apply(
+        self, key: str, identity: str, step: Step, *, incident_id: int | None = None
+    ) -> Decision:
+        """Run ``step`` on the latest incident of ``key`` in one store transaction and persist
+        its decision with the notifications it calls for. With ``incident_id``, only that
+        incident is stepped: when a newer incident took the key, nothing changes."""
+
+        def decide(current: Incident | None) -> Decision:
+            if incident_id is not None and (current is None or current.id != incident_id):
+                return Decision(outcome="unchanged", incident=current)
+            decision = step(current, self._clock())
+            decision.effects.extend(self._notify(decision))
+            return decision
+
+        decision = await self._store.ingest(key, identity, decide)
         if decision.effects:
             self._on_effects()
         return decision

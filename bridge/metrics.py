@@ -10,7 +10,7 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bridge.engine import Outcome
+from bridge.engine import NotificationOutcome
 from bridge.model import EffectKind, Priority
 
 WEBHOOK_CODES = ("200", "400", "401", "413", "415", "503")
@@ -28,7 +28,7 @@ GITHUB_OPERATIONS = (
     "list_comments",
 )
 EFFECT_RESULTS = ("done", "retry", "failed")
-INGEST_OUTCOMES: tuple[str, ...] = get_args(Outcome)
+INGEST_OUTCOMES: tuple[str, ...] = get_args(NotificationOutcome)
 
 
 class Metrics:

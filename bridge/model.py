@@ -135,6 +135,21 @@ class Incident:
     manual_hold: bool = False
     reopen_count: int = 0
     event_seq: int = 0
+    # How it was acknowledged: "assigned" | "label" | "comment" | "silence".
+    acknowledged_via: str | None = None
+    # SLA timers (bridge/timers.py): when a deadline was missed, and the escalation rounds sent.
+    response_breached_at: datetime | None = None
+    resolution_breached_at: datetime | None = None
+    escalations: int = 0
+    next_escalation_at: datetime | None = None
+    # Every alert silenced in Alertmanager (bridge/reconcile.py): deadlines paused since then.
+    paused_at: datetime | None = None
+    # Flapping (bridge/flapping.py): recent fire/resolve flips; the close waits until quiet.
+    flips: list[datetime] = field(default_factory=list)
+    flapping: bool = False
+    quiet_until: datetime | None = None
+    # A reported incident: the issue people opened with the ``incident`` label, adopted.
+    reported_issue: int | None = None
     id: int | None = None  # store row id, assigned on insert
     number: int | None = None  # INC-/MAINT- number, assigned on insert
 
@@ -148,6 +163,26 @@ class Incident:
     def urgent(self) -> bool:
         """A P0/P1 incident: its GitHub writes go first and may use the budget's reserve."""
         return self.kind == "incident" and self.priority.rank <= 1
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When a timer of this incident is next due (the scheduler, ``bridge/timers.py``), None
+        when nothing is pending. Kept in the store's ``due_at`` column on every save, so due
+        incidents are found by index: a timer is a durable due row, not a sleeping task."""
+        if self.kind != "incident" or self.state != "open":
+            return None
+        due: list[datetime] = []
+        if self.paused_at is None:
+            if self.acknowledged_at is None:
+                if self.response_breached_at is None and self.respond_by is not None:
+                    due.append(self.respond_by)
+                elif self.next_escalation_at is not None:
+                    due.append(self.next_escalation_at)
+            if self.resolution_breached_at is None and self.resolve_by is not None:
+                due.append(self.resolve_by)
+        if self.quiet_until is not None:
+            due.append(self.quiet_until)
+        return min(due) if due else None
 
     def firing_alerts(self) -> list[AlertState]:
         """Firing alerts, oldest first."""
@@ -165,6 +200,17 @@ EventKind = Literal[
     "resolved",
     "reopened",
     "effect_failed",
+    "acknowledged",  # a human (assigned, labelled, commented) or a silence
+    "identified",  # labelled ``identified``: the status page says Identified
+    "closed_manually",  # a human closed the issue: resolved manually
+    "reopened_manually",  # a human reopened the issue
+    "sla_breached",  # a response or resolution deadline missed (data: which)
+    "escalated",  # the escalation contacts paged (data: round, channel)
+    "silenced",  # every alert silenced: acknowledged, deadlines paused
+    "unsilenced",  # a silence ended while alerts still fire: deadlines resume
+    "flapping",  # fired and resolved too often: notifications damped, close deferred
+    "reconciled",  # resolved because Alertmanager no longer has its alerts
+    "reported",  # an issue people opened, adopted as an incident
 ]
 
 

@@ -352,6 +352,11 @@ def region_of(body: str) -> str:
     return body[span[0] : span[1]] if span else ""
 
 
+# State labels the bridge sets as they apply (CONTRACT.md, "Issues on GitHub"); ``identified``
+# is people's to set (it acknowledges and moves the status page to Identified), never ours.
+STATE_LABELS = ("acknowledged", "sla-breached", "flapping")
+
+
 def managed_labels(options: RenderOptions) -> frozenset[str]:
     """Every label the bridge may put on an issue (and so may remove again)."""
     labels = {
@@ -359,6 +364,7 @@ def managed_labels(options: RenderOptions) -> frozenset[str]:
         "incident",
         "resolved",
         "storm",
+        *STATE_LABELS,
         *(f"maintenance-{kind}" for kind in ("corrective", *_MAINT_PREFIX)),
         *options.extra_labels,
     }
@@ -373,6 +379,12 @@ def desired_labels(incident: Incident, options: RenderOptions) -> frozenset[str]
     labels.add(options.styles[incident.priority].label)
     if incident.state == "resolved" and not options.close_on_resolve:
         labels.add("resolved")
+    if incident.acknowledged_at is not None:
+        labels.add("acknowledged")
+    if incident.response_breached_at is not None or incident.resolution_breached_at is not None:
+        labels.add("sla-breached")
+    if incident.flapping:
+        labels.add("flapping")
     return frozenset(labels)
 
 

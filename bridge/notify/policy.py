@@ -22,8 +22,29 @@ from bridge.engine import Decision
 from bridge.model import EffectSpec, Priority, TimelineEvent
 
 SLACK_EVENTS = frozenset(
-    {"opened", "alert_firing", "alert_resolved", "priority_raised", "resolved", "reopened"}
+    {
+        "opened",
+        "alert_firing",
+        "alert_resolved",
+        "priority_raised",
+        "resolved",
+        "reopened",
+        "acknowledged",
+        "identified",
+        "closed_manually",
+        "reopened_manually",
+        "sla_breached",
+        "escalated",
+        "silenced",
+        "unsilenced",
+        "flapping",
+        "reconciled",
+        "reported",
+    }
 )
+# A flapping incident's notifications are damped to one summary (its ``flapping`` event): the
+# alerts coming and going are not told one by one.
+DAMPED_WHEN_FLAPPING = frozenset({"alert_firing", "alert_resolved"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +63,29 @@ class Audience:
     sms: bool
     stakeholders: tuple[Recipient, ...]
     channels: Mapping[Priority, frozenset[str]]  # per priority: email | sms | status_page
+    # Who is paged when a response deadline is missed (``escalation`` in the config).
+    escalation: tuple[Recipient, ...] = ()
 
 
 def _stakeholder_channels(event: TimelineEvent, priority: Priority, audience: Audience) -> set[str]:
     wanted = set(audience.channels[priority])
-    if event.kind in ("opened", "reopened"):
+    if event.kind in ("opened", "reopened", "reopened_manually", "reported"):
         return wanted
     if event.kind == "priority_raised":
         before = audience.channels[Priority(event.data["old"])]
         return wanted - before
-    if event.kind == "resolved":
+    if event.kind in ("resolved", "closed_manually", "reconciled"):
         return wanted & {"email"}  # the all-clear by email; nobody is texted it
     return set()
+
+
+def _message(kind: str, person: Recipient, channel: str, event: TimelineEvent) -> EffectSpec:
+    to = person.email if channel == "email" else person.phone
+    return EffectSpec(
+        kind,  # type: ignore[arg-type]  # notify.email | notify.sms, from the caller
+        {"to": to, "name": person.name, "event": event.kind},
+        event_seq=event.seq,
+    )
 
 
 def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
@@ -69,23 +101,24 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
         if audience.slack and event.kind in SLACK_EVENTS:
             if opening and event.kind == "alert_firing":
                 continue
+            if incident.flapping and event.kind in DAMPED_WHEN_FLAPPING:
+                continue
             effects.append(EffectSpec("notify.slack", {"event": event.kind}, event_seq=event.seq))
         wanted = _stakeholder_channels(event, incident.priority, audience)
         for person in audience.stakeholders:
             if "email" in wanted and audience.email and person.email:
-                effects.append(
-                    EffectSpec(
-                        "notify.email",
-                        {"to": person.email, "name": person.name, "event": event.kind},
-                        event_seq=event.seq,
-                    )
-                )
+                effects.append(_message("notify.email", person, "email", event))
             if "sms" in wanted and audience.sms and person.phone:
-                effects.append(
-                    EffectSpec(
-                        "notify.sms",
-                        {"to": person.phone, "name": person.name, "event": event.kind},
-                        event_seq=event.seq,
-                    )
-                )
+                effects.append(_message("notify.sms", person, "sms", event))
+        if event.kind == "escalated":
+            # The timer decided the channels (SMS for P0 at any hour, for P1 in business hours,
+            # email otherwise: bridge/sla.py); a channel not configured falls to the other.
+            paged = set(event.data.get("channels", ()))
+            for person in audience.escalation:
+                sms = "sms" in paged and audience.sms and person.phone
+                email = audience.email and person.email and ("email" in paged or not sms)
+                if sms:
+                    effects.append(_message("notify.sms", person, "sms", event))
+                if email:
+                    effects.append(_message("notify.email", person, "email", event))
     return effects

@@ -20,6 +20,17 @@ _WHAT = {
     "priority_raised": "raised",
     "alert_firing": "updated",
     "alert_resolved": "updated",
+    "acknowledged": "acknowledged",
+    "identified": "identified",
+    "closed_manually": "resolved",
+    "reopened_manually": "reopened",
+    "sla_breached": "SLA breached",
+    "escalated": "ESCALATED: nobody acknowledged",
+    "silenced": "silenced",
+    "unsilenced": "silence ended",
+    "flapping": "flapping",
+    "reconciled": "resolved",
+    "reported": "reported",
 }
 # GSM 03.38 basic set: one septet each.
 _GSM7 = frozenset(

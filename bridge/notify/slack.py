@@ -57,9 +57,29 @@ _REPLY_ICON = {
     "priority_raised": "⬆️",
     "resolved": "✅",
     "reopened": "🔁",
+    "acknowledged": "👀",
+    "identified": "🔎",
+    "closed_manually": "✅",
+    "reopened_manually": "🔁",
+    "sla_breached": "⏰",
+    "escalated": "📟",
+    "silenced": "🔕",
+    "unsilenced": "🔔",
+    "flapping": "〰️",
+    "reconciled": "✅",
 }
 # Events after which the root message shows a new state or priority.
-ROOT_EDIT_EVENTS = frozenset({"priority_raised", "resolved", "reopened"})
+ROOT_EDIT_EVENTS = frozenset(
+    {
+        "priority_raised",
+        "resolved",
+        "reopened",
+        "closed_manually",
+        "reopened_manually",
+        "reconciled",
+        "acknowledged",
+    }
+)
 
 _RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "internal_error", "service_unavailable", "fatal_error", "request_timeout"}

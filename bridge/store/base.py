@@ -113,6 +113,17 @@ def bundle_payload(recipient: str, name: str) -> dict[str, Any]:
 Decide = Callable[[Incident | None], Decision]
 
 
+@dataclass(frozen=True, slots=True)
+class DueIncident:
+    """An incident whose next timer (``Incident.due_at``) has come: the scheduler applies it
+    through ``Store.ingest`` on the incident's key, so it fires once whoever fires it."""
+
+    id: int
+    key: str
+    identity: str
+    due_at: datetime
+
+
 def failure_text(kind: str, error: str, fallback: Sequence[EffectSpec]) -> str:
     """The timeline line of a permanently failed effect, naming who is told instead (by name:
     the timeline is shown in the issue, addresses and numbers never are)."""
@@ -299,3 +310,25 @@ class Store(Protocol):
 
     async def queue_syncs(self, incident_ids: list[int], now: datetime) -> None:
         """Queue a ``github.sync`` for each incident (coalesced with a pending one)."""
+
+    # -- the on-call lifecycle (bridge/timers.py, bridge/scheduler.py, bridge/web/github_events)
+
+    async def due_incidents(self, now: datetime, limit: int) -> list[DueIncident]:
+        """Incidents whose ``due_at`` is at or before ``now``, earliest first."""
+
+    async def next_timer(self) -> datetime | None:
+        """The earliest ``due_at`` of any incident (None: no timer pending)."""
+
+    async def set_mark(self, name: str, at: datetime) -> None:
+        """Remember a moment by name (the heartbeat's last Watchdog); a later one replaces it,
+        an earlier one never does."""
+
+    async def mark(self, name: str) -> datetime | None:
+        """The moment remembered as ``name``, if any."""
+
+    async def first_delivery(self, delivery_id: str, now: datetime) -> bool:
+        """Record a GitHub webhook delivery; False when it was recorded before (a replay or a
+        redelivery). Deliveries older than the retention are pruned with the events."""
+
+    async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
+        """The incident whose issue in ``repository`` is ``number`` (None for other issues)."""

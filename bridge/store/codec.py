@@ -101,6 +101,16 @@ def incident_to_json(incident: Incident) -> str:
         "manual_hold": incident.manual_hold,
         "reopen_count": incident.reopen_count,
         "event_seq": incident.event_seq,
+        "acknowledged_via": incident.acknowledged_via,
+        "response_breached_at": incident.response_breached_at,
+        "resolution_breached_at": incident.resolution_breached_at,
+        "escalations": incident.escalations,
+        "next_escalation_at": incident.next_escalation_at,
+        "paused_at": incident.paused_at,
+        "flips": incident.flips,
+        "flapping": incident.flapping,
+        "quiet_until": incident.quiet_until,
+        "reported_issue": incident.reported_issue,
     }
     return orjson.dumps(data).decode()
 
@@ -136,6 +146,17 @@ def incident_from_json(text: str, *, row_id: int, number: int) -> Incident:
         manual_hold=data["manual_hold"],
         reopen_count=data["reopen_count"],
         event_seq=data["event_seq"],
+        # Added later (on-call lifecycle): absent from documents written before.
+        acknowledged_via=data.get("acknowledged_via"),
+        response_breached_at=dt(data.get("response_breached_at")),
+        resolution_breached_at=dt(data.get("resolution_breached_at")),
+        escalations=data.get("escalations", 0),
+        next_escalation_at=dt(data.get("next_escalation_at")),
+        paused_at=dt(data.get("paused_at")),
+        flips=[_req_dt(x) for x in data.get("flips", ())],
+        flapping=data.get("flapping", False),
+        quiet_until=dt(data.get("quiet_until")),
+        reported_issue=data.get("reported_issue"),
         id=row_id,
         number=number,
     )

@@ -53,6 +53,7 @@ from bridge.store.base import (
     BundleSlot,
     ClaimedEffect,
     Decide,
+    DueIncident,
     HeldNotice,
     IncidentRow,
     IssueRecord,
@@ -163,7 +164,8 @@ async def _save_incident(conn: Conn, incident: Incident, now: datetime, *, new: 
         incident.number = await _next_number(conn, incident.kind)
         incident.id = await conn.fetchval(
             "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"
-            " data, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            " data, updated_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " RETURNING id",
             incident.key,
             incident.kind,
             incident.number,
@@ -173,16 +175,18 @@ async def _save_incident(conn: Conn, incident: Incident, now: datetime, *, new: 
             incident.resolved_at,
             data,
             now,
+            incident.due_at,
         )
     else:
         await conn.execute(
             "UPDATE incidents SET state = $1, priority = $2, resolved_at = $3, data = $4,"
-            " updated_at = $5 WHERE id = $6",
+            " updated_at = $5, due_at = $6 WHERE id = $7",
             incident.state,
             str(incident.priority),
             incident.resolved_at,
             data,
             now,
+            incident.due_at,
             incident.id,
         )
 
@@ -723,6 +727,17 @@ class PostgresStore:
                 effects += deleted
                 if deleted < batch:
                     break
+            while True:
+                deleted = _changed(
+                    await conn.execute(
+                        "DELETE FROM github_deliveries WHERE id IN (SELECT id"
+                        " FROM github_deliveries WHERE at < $1 LIMIT $2)",
+                        before,
+                        batch,
+                    )
+                )
+                if deleted < batch:
+                    break
         return PruneResult(events=events, effects=effects)
 
     async def restore(self, incident: Incident, record: IssueRecord | None) -> bool:
@@ -741,7 +756,8 @@ class PostgresStore:
                 )
                 new_id = await conn.fetchval(
                     "INSERT INTO incidents (key, kind, number, state, priority, opened_at,"
-                    " resolved_at, data, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                    " resolved_at, data, updated_at, due_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                     " ON CONFLICT (kind, number) DO NOTHING RETURNING id",
                     incident.key,
                     incident.kind,
@@ -752,6 +768,7 @@ class PostgresStore:
                     incident.resolved_at,
                     codec.incident_to_json(incident),
                     now,
+                    incident.due_at,
                 )
                 if new_id is None:
                     raise _Exists  # roll the counter back too: nothing changes
@@ -1125,6 +1142,72 @@ class PostgresStore:
     async def bundle_told(self, bundle_id: int) -> None:
         async with self._connection() as conn:
             await conn.execute("DELETE FROM notify_held WHERE bundle_id = $1", bundle_id)
+
+    # -- the on-call lifecycle -------------------------------------------------------------
+
+    async def due_incidents(self, now: datetime, limit: int) -> list[DueIncident]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id, key, data, due_at FROM incidents WHERE due_at IS NOT NULL"
+                " AND due_at <= $1 ORDER BY due_at LIMIT $2",
+                now,
+                limit,
+            )
+        return [
+            DueIncident(
+                id=row["id"],
+                key=row["key"],
+                identity=str(codec.loads(row["data"])["identity"]),
+                due_at=row["due_at"],
+            )
+            for row in rows
+        ]
+
+    async def next_timer(self) -> datetime | None:
+        async with self._connection() as conn:
+            value: datetime | None = await conn.fetchval(
+                "SELECT min(due_at) FROM incidents WHERE due_at IS NOT NULL"
+            )
+        return value
+
+    async def set_mark(self, name: str, at: datetime) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO marks (name, at) VALUES ($1, $2) ON CONFLICT (name)"
+                " DO UPDATE SET at = greatest(marks.at, excluded.at)",
+                name,
+                at,
+            )
+
+    async def mark(self, name: str) -> datetime | None:
+        async with self._connection() as conn:
+            value: datetime | None = await conn.fetchval(
+                "SELECT at FROM marks WHERE name = $1", name
+            )
+        return value
+
+    async def first_delivery(self, delivery_id: str, now: datetime) -> bool:
+        async with self._connection() as conn:
+            inserted = await conn.fetchval(
+                "INSERT INTO github_deliveries (id, at) VALUES ($1, $2)"
+                " ON CONFLICT (id) DO NOTHING RETURNING 1",
+                delivery_id,
+                now,
+            )
+        return inserted is not None
+
+    async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT i.id, i.number, i.data FROM github_issues g"
+                " JOIN incidents i ON i.id = g.incident_id"
+                " WHERE g.repository = $1 AND g.number = $2 ORDER BY i.id DESC LIMIT 1",
+                repository,
+                number,
+            )
+        if row is None:
+            return None
+        return codec.incident_from_json(row["data"], row_id=row["id"], number=row["number"])
 
 
 def _event(row: asyncpg.Record) -> TimelineEvent:

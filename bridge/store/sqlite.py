@@ -45,6 +45,7 @@ from bridge.store.base import (
     BundleSlot,
     ClaimedEffect,
     Decide,
+    DueIncident,
     HeldNotice,
     IncidentRow,
     IssueRecord,
@@ -228,11 +229,13 @@ def _next_number(conn: sqlite3.Connection, kind: str) -> int:
 def _save_incident(conn: sqlite3.Connection, incident: Incident, now: float, *, new: bool) -> None:
     data = codec.incident_to_json(incident)
     resolved = codec.epoch(incident.resolved_at) if incident.resolved_at else None
+    due_at = incident.due_at
+    due = codec.epoch(due_at) if due_at is not None else None
     if new:
         incident.number = _next_number(conn, incident.kind)
         cursor = conn.execute(
             "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"
-            " data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " data, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 incident.key,
                 incident.kind,
@@ -243,14 +246,15 @@ def _save_incident(conn: sqlite3.Connection, incident: Incident, now: float, *, 
                 resolved,
                 data,
                 now,
+                due,
             ),
         )
         incident.id = cursor.lastrowid
     else:
         conn.execute(
             "UPDATE incidents SET state = ?, priority = ?, resolved_at = ?, data = ?,"
-            " updated_at = ? WHERE id = ?",
-            (incident.state, str(incident.priority), resolved, data, now, incident.id),
+            " updated_at = ?, due_at = ? WHERE id = ?",
+            (incident.state, str(incident.priority), resolved, data, now, due, incident.id),
         )
 
 
@@ -795,8 +799,15 @@ class SqliteStore:
                 (resolved_before, batch),
             ).rowcount
 
+        def deliveries(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM github_deliveries WHERE id IN (SELECT id FROM github_deliveries"
+                " WHERE at < ? LIMIT ?)",
+                (resolved_before, batch),
+            ).rowcount
+
         counts = []
-        for unit in (events, effects):
+        for unit in (events, effects, deliveries):
             total = 0
             while True:
                 deleted = await self._write(unit)
@@ -823,7 +834,7 @@ class SqliteStore:
             )
             cursor = conn.execute(
                 "INSERT INTO incidents (key, kind, number, state, priority, opened_at, resolved_at,"
-                " data, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " data, updated_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     incident.key,
                     incident.kind,
@@ -834,6 +845,7 @@ class SqliteStore:
                     codec.epoch(incident.resolved_at) if incident.resolved_at else None,
                     codec.incident_to_json(incident),
                     now,
+                    codec.epoch(due) if (due := incident.due_at) is not None else None,
                 ),
             )
             new_id = cursor.lastrowid
@@ -1220,3 +1232,71 @@ class SqliteStore:
         await self._write(
             lambda c: c.execute("DELETE FROM notify_held WHERE bundle_id = ?", (bundle_id,))
         )
+
+    # -- the on-call lifecycle -------------------------------------------------------------
+
+    async def due_incidents(self, now: datetime, limit: int) -> list[DueIncident]:
+        def read() -> list[DueIncident]:
+            rows = self._rows(
+                "SELECT id, key, data, due_at FROM incidents WHERE due_at IS NOT NULL"
+                " AND due_at <= ? ORDER BY due_at LIMIT ?",
+                (codec.epoch(now), limit),
+            )
+            return [
+                DueIncident(
+                    id=row[0],
+                    key=row[1],
+                    identity=str(codec.loads(row[2])["identity"]),
+                    due_at=codec.from_epoch(row[3]),
+                )
+                for row in rows
+            ]
+
+        return await self._read(read)
+
+    async def next_timer(self) -> datetime | None:
+        def read() -> datetime | None:
+            row = self._row("SELECT MIN(due_at) FROM incidents WHERE due_at IS NOT NULL")
+            return None if row is None or row[0] is None else codec.from_epoch(row[0])
+
+        return await self._read(read)
+
+    async def set_mark(self, name: str, at: datetime) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO marks (name, at) VALUES (?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET at = MAX(at, excluded.at)",
+                (name, codec.epoch(at)),
+            )
+        )
+
+    async def mark(self, name: str) -> datetime | None:
+        def read() -> datetime | None:
+            row = self._row("SELECT at FROM marks WHERE name = ?", (name,))
+            return None if row is None else codec.from_epoch(row[0])
+
+        return await self._read(read)
+
+    async def first_delivery(self, delivery_id: str, now: datetime) -> bool:
+        def unit(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO github_deliveries (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                (delivery_id, codec.epoch(now)),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(unit)
+
+    async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
+        def read() -> Incident | None:
+            row = self._row(
+                "SELECT i.id, i.number, i.data FROM github_issues g"
+                " JOIN incidents i ON i.id = g.incident_id"
+                " WHERE g.repository = ? AND g.number = ? ORDER BY i.id DESC LIMIT 1",
+                (repository, number),
+            )
+            if row is None:
+                return None
+            return codec.incident_from_json(row[2], row_id=row[0], number=row[1])
+
+        return await self._read(read)

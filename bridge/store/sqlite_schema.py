@@ -148,4 +148,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX notify_held_by_person ON notify_held (channel, recipient, bundle_id);
     CREATE INDEX notify_held_by_bundle ON notify_held (bundle_id);
     """,
+    # 8: the on-call lifecycle: an incident's next timer (``Incident.due_at``), found by index;
+    # named marks (the heartbeat's last Watchdog); GitHub webhook deliveries seen (replays)
+    """
+    ALTER TABLE incidents ADD COLUMN due_at REAL;
+    CREATE INDEX incidents_due ON incidents (due_at) WHERE due_at IS NOT NULL;
+    CREATE TABLE marks (
+        name TEXT PRIMARY KEY,
+        at   REAL NOT NULL
+    );
+    CREATE TABLE github_deliveries (
+        id TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    CREATE INDEX github_deliveries_at ON github_deliveries (at);
+    """,
 )

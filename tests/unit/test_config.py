@@ -1339,6 +1339,7 @@ def test_describe_is_json_and_complete(tmp_path: Path) -> None:
         "escalation",
         "alertmanager",
         "heartbeat",
+        "flapping",
         "status_page",
     }
     assert described["github"]["reopen_window"] == "1d"

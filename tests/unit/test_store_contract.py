@@ -995,3 +995,69 @@ async def test_a_message_held_while_the_bundle_runs_gets_a_bundle_of_its_own(
     assert second.id != bundle.id
     later = await store.bundle_slot(second, "sms", ALICE, clock(), 1, PER)
     assert [h.event_seq for h in later.held] == [2]
+
+
+# -- the on-call lifecycle -------------------------------------------------------------------
+
+
+async def test_an_open_incidents_next_timer_is_found_by_due_at(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Saving an incident keeps its next timer in the store: due incidents are listed once their
+    time comes, earliest first, and an acknowledged incident with nothing else pending has none."""
+    decision = await ingest(store, clock, note(alert()))
+    incident = decision.incident
+    assert incident is not None and incident.id is not None and incident.respond_by is not None
+    assert await store.next_timer() == incident.due_at == incident.respond_by
+    assert await store.due_incidents(incident.respond_by - timedelta(seconds=1), 10) == []
+    (due,) = await store.due_incidents(incident.respond_by, 10)
+    assert (due.id, due.key, due.identity, due.due_at) == (
+        incident.id,
+        incident.key,
+        incident.identity,
+        incident.respond_by,
+    )
+
+    def acknowledge(current: Any) -> Any:
+        from bridge.engine import Decision
+
+        acked = dataclasses.replace(current, acknowledged_at=clock(), acknowledged_by="alice")
+        acked.resolve_by = None
+        return Decision(outcome="updated", incident=acked, changed=True)
+
+    await store.ingest(incident.key, incident.identity, acknowledge)
+    assert await store.next_timer() is None
+    assert await store.due_incidents(clock() + timedelta(days=30), 10) == []
+
+
+async def test_marks_keep_the_latest_moment(store: AnyStore, clock: FakeClock) -> None:
+    """A mark remembers a moment by name; an earlier moment never replaces a later one."""
+    assert await store.mark("heartbeat") is None
+    await store.set_mark("heartbeat", clock())
+    await store.set_mark("heartbeat", clock() - timedelta(minutes=5))
+    assert await store.mark("heartbeat") == clock()
+    await store.set_mark("heartbeat", clock() + timedelta(minutes=1))
+    assert await store.mark("heartbeat") == clock() + timedelta(minutes=1)
+
+
+async def test_a_github_delivery_is_first_only_once(store: AnyStore, clock: FakeClock) -> None:
+    """Deliveries are remembered, so a replay or a redelivery is recognised; prune forgets
+    those older than the cut-off."""
+    assert await store.first_delivery("d-1", clock())
+    assert not await store.first_delivery("d-1", clock())
+    assert await store.first_delivery("d-2", clock())
+    await store.prune(clock() + timedelta(seconds=1))
+    assert await store.first_delivery("d-1", clock())
+
+
+async def test_an_incident_is_found_by_its_issue(store: AnyStore, clock: FakeClock) -> None:
+    """GitHub events name an issue; the store maps it back to its incident."""
+    incident = (await ingest(store, clock, note(alert()))).incident
+    assert incident is not None and incident.id is not None
+    await store.save_issue_record(
+        IssueRecord(incident.id, REPO, 17, "https://x/17", "t", "b", "r", {"incident"})
+    )
+    found = await store.incident_by_issue(REPO, 17)
+    assert found is not None and found.id == incident.id
+    assert await store.incident_by_issue(REPO, 18) is None
+    assert await store.incident_by_issue("other/repo", 17) is None
