@@ -1,8 +1,9 @@
 """The one place where the bridge is wired: ``create_app(config)``.
 
 Resources live in ``cleanup_ctx`` in dependency order: the store, then GitHub and the outbox
-worker. Shutdown runs them backwards: the worker finishes the effect in hand and claims no
-more, then the store closes. ``/readyz`` turns 503 before any of that (see ``cli.serve``).
+worker, the notification lanes, retention and the scheduler. Shutdown runs them backwards: the
+scheduler fires no more timers, the worker finishes the effect in hand and claims no more, then
+the store closes. ``/readyz`` turns 503 before any of that (see ``cli.serve``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from bridge.notify.sms import SmsNotifier
 from bridge.outbox import Gate, Outbox
 from bridge.retention import Retention
 from bridge.rules import Rules
+from bridge.scheduler import Scheduler, Tick, TimerStep
 from bridge.store.base import Store
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
@@ -65,6 +67,8 @@ TRACKER = web.AppKey("tracker", IssueTracker)
 RETENTION = web.AppKey("retention", Retention)
 NOTIFY_LANES = web.AppKey("notify_lanes", list[Outbox])
 OUTBOX = web.AppKey("outbox", Outbox)
+# The timer loop; tests with ``run_outbox=False`` fire due timers with ``run_once()``.
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 _SHUTDOWN_DRAIN_SECONDS = 7.0
 
@@ -94,6 +98,13 @@ def build_policy(config: Config, rules: Rules) -> Policy:
         reopen_window=config.github.reopen_window,
         heartbeat_alertname=config.heartbeat.alertname,
     )
+
+
+def timer_steps(config: Config, rules: Rules) -> list[TimerStep]:
+    """The timer steps the scheduler applies, in order, to each incident whose ``due_at`` has
+    come (``bridge.scheduler.chain`` merges their decisions into one transaction)."""
+    steps: list[TimerStep] = []
+    return steps
 
 
 def build_render_options(config: Config, rules: Rules) -> render.RenderOptions:
@@ -322,6 +333,7 @@ def create_app(
     def wake_all() -> None:
         for worker in (outbox, *lanes):
             worker.wake()
+        scheduler.wake()  # a change may have set an earlier timer
 
     ingestor = Ingestor(
         store,
@@ -339,6 +351,11 @@ def create_app(
         store=store,
         ingestor=ingestor,
         repository=repository,
+    )
+    # Periodic checks that belong to no incident (the heartbeat's dead man's switch).
+    ticks: list[Tick] = []
+    scheduler = app[SCHEDULER] = Scheduler(
+        store, ingestor, clock, timer_steps(config, rules), ticks, metrics=metrics
     )
     app[TRACKER] = the_tracker
     app[OUTBOX] = outbox
@@ -392,10 +409,21 @@ def create_app(
         if task is not None:
             await task
 
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(scheduler.run_forever()) if run_outbox else None
+        yield
+        scheduler.stop()  # before the store closes: no timer fires into a closed store
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, _SHUTDOWN_DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("scheduler_stop_timeout")
+
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(github_ctx)
     app.cleanup_ctx.append(notify_ctx)
     app.cleanup_ctx.append(retention_ctx)
+    app.cleanup_ctx.append(scheduler_ctx)
     app.router.add_post("/api/v1/alerts", alerts.receive_alerts)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/healthz", health.healthz)

@@ -28,6 +28,7 @@ GITHUB_OPERATIONS = (
     "list_comments",
 )
 EFFECT_RESULTS = ("done", "retry", "failed")
+SLA_KINDS = ("response", "resolution")
 INGEST_OUTCOMES: tuple[str, ...] = get_args(NotificationOutcome)
 
 
@@ -139,6 +140,15 @@ class Metrics:
             ["priority"],
             registry=r,
         )
+        self.sla_breaches = Counter(
+            "incident_bridge_sla_breaches",
+            "Response and resolution deadlines missed, by priority and kind.",
+            ["priority", "kind"],
+            registry=r,
+        )
+        for priority in Priority:
+            for kind in SLA_KINDS:
+                self.sla_breaches.labels(priority=str(priority), kind=kind)
         self.github_budget_factor.set(1.0)
         for window in ("minute", "hour"):
             self.github_budget_used.labels(window=window)

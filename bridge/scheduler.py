@@ -27,6 +27,7 @@ import structlog
 from bridge.clock import Clock
 from bridge.engine import Decision
 from bridge.ingest import Ingestor, Step
+from bridge.metrics import Metrics
 from bridge.model import EffectSpec, Incident
 from bridge.store.base import Store, StoreUnavailable
 
@@ -92,10 +93,12 @@ class Scheduler:
         steps: Sequence[TimerStep],
         ticks: Sequence[Tick] = (),
         *,
+        metrics: Metrics | None = None,
         batch: int = _BATCH,
         idle_poll: float = _IDLE_POLL,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._ingestor = ingestor
         self._clock = clock
         self._step = chain(steps)
@@ -125,6 +128,7 @@ class Scheduler:
             )
             if decision.changed:
                 fired += 1
+                self._count(decision)
                 log.info(
                     "timer",
                     incident=decision.incident.display_id if decision.incident else None,
@@ -138,6 +142,17 @@ class Scheduler:
         for tick in self._ticks:
             await tick(self._clock())
         return fired
+
+    def _count(self, decision: Decision) -> None:
+        """The steps are pure: what they decided is counted here, once it is committed."""
+        incident = decision.incident
+        if self._metrics is None or incident is None:
+            return
+        for event in decision.events:
+            if event.kind == "sla_breached":
+                self._metrics.sla_breaches.labels(
+                    priority=str(incident.priority), kind=str(event.data.get("which"))
+                ).inc()
 
     async def run_forever(self) -> None:
         """Work until ``stop()``: sleep until the next due timer, a wake-up or the idle poll."""
