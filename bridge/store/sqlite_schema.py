@@ -163,4 +163,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX github_deliveries_at ON github_deliveries (at);
     """,
+    # 9: storm control's bundles stand apart from their incident's order: a bundle tells a
+    # person about several incidents, so it neither waits for nor holds back the messages of the
+    # incident it was queued on (the claims' oldest-unfinished rule skips it both ways)
+    """
+    ALTER TABLE outbox ADD COLUMN bundle INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET bundle = 1 WHERE id IN (SELECT bundle_id FROM notify_held);
+    """,
 )
