@@ -180,4 +180,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN bundle BOOLEAN NOT NULL DEFAULT false;
     UPDATE outbox SET bundle = true WHERE id IN (SELECT bundle_id FROM notify_held);
     """,
+    # 9: whom a message is for (email address, phone number; '' for GitHub and Slack): an
+    # incident's effects run in order per lane and recipient, so one person's mailbox failing
+    # never holds back another person's message about the same incident
+    """
+    ALTER TABLE outbox ADD COLUMN recipient TEXT NOT NULL DEFAULT '';
+    UPDATE outbox SET recipient = coalesce(payload::json ->> 'to', '')
+        WHERE lane IN ('email', 'sms') AND state IN ('pending', 'running');
+    """,
 )
