@@ -21,7 +21,7 @@ import github
 import structlog
 from aiohttp import web
 
-from bridge import classify, deadlines
+from bridge import classify, deadlines, sla
 from bridge.clock import Clock, system_clock
 from bridge.config import Config
 from bridge.engine import Policy
@@ -103,8 +103,33 @@ def build_policy(config: Config, rules: Rules) -> Policy:
 def timer_steps(config: Config, rules: Rules) -> list[TimerStep]:
     """The timer steps the scheduler applies, in order, to each incident whose ``due_at`` has
     come (``bridge.scheduler.chain`` merges their decisions into one transaction)."""
-    steps: list[TimerStep] = []
+    steps: list[TimerStep] = [sla.timer(build_sla_policy(config, rules))]
     return steps
+
+
+def build_sla_policy(config: Config, rules: Rules) -> sla.SlaPolicy:
+    """The SLA step's view: each priority's paging rule, business hours, and who the
+    ``escalation`` contacts can be paged on (for the breach comment's "paging …")."""
+    hours = config.business_hours.calendar()
+    return sla.SlaPolicy(
+        escalation={
+            p: sla.Escalation(
+                page=rules.policy(p).page,
+                every=rules.policy(p).escalation_interval,
+                rounds=rules.policy(p).escalate_max,
+            )
+            for p in Priority
+        },
+        in_business_hours=hours.is_open,
+        contacts=tuple(
+            sla.Contact(
+                name=person.name,
+                email=config.email is not None and person.email is not None,
+                sms=config.sms is not None and person.phone is not None,
+            )
+            for person in config.escalation
+        ),
+    )
 
 
 def build_render_options(config: Config, rules: Rules) -> render.RenderOptions:

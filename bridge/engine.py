@@ -352,6 +352,12 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
     incident.manual_hold = False
     incident.acknowledged_at = None
     incident.acknowledged_by = None
+    incident.acknowledged_via = None
+    # A new episode: its own deadlines, no breach yet, no escalation round sent (bridge/sla.py).
+    incident.response_breached_at = None
+    incident.resolution_breached_at = None
+    incident.escalations = 0
+    incident.next_escalation_at = None
     incident.reopen_count += 1
     incident.priority = top.priority
     incident.priority_rule = top.rule

@@ -137,7 +137,7 @@ class Incident:
     event_seq: int = 0
     # How it was acknowledged: "assigned" | "label" | "comment" | "silence".
     acknowledged_via: str | None = None
-    # SLA timers (bridge/timers.py): when a deadline was missed, and the escalation rounds sent.
+    # SLA timers (bridge/sla.py): when a deadline was missed, and the escalation rounds sent.
     response_breached_at: datetime | None = None
     resolution_breached_at: datetime | None = None
     escalations: int = 0
@@ -166,8 +166,8 @@ class Incident:
 
     @property
     def due_at(self) -> datetime | None:
-        """When a timer of this incident is next due (the scheduler, ``bridge/timers.py``), None
-        when nothing is pending. Kept in the store's ``due_at`` column on every save, so due
+        """When a timer of this incident is next due (``bridge/scheduler.py``, ``bridge/sla.py``),
+        None when nothing is pending. Kept in the store's ``due_at`` column on every save, so due
         incidents are found by index: a timer is a durable due row, not a sleeping task."""
         if self.kind != "incident" or self.state != "open":
             return None

@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 NEXT_BUSINESS_DAY: Literal["next_business_day"] = "next_business_day"
+DEFAULT_ESCALATE_MAX = 3  # escalation rounds when priorities.yaml gives no escalate_max
 
 Target: TypeAlias = timedelta | Literal["next_business_day"]
 """A deadline rule: a fixed duration, or the keyword for "the end of the next business day"."""
@@ -102,6 +103,21 @@ def _target(value: object) -> Target:
     return delta
 
 
+def _interval(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        delta = value
+    elif isinstance(value, str):
+        try:
+            delta = parse_duration(value)
+        except ValueError:
+            raise ValueError(f"expected a duration such as 5m, got {value!r}") from None
+    else:
+        raise ValueError("expected a duration such as 5m")
+    if delta <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return delta
+
+
 def _duration_text(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a Prometheus duration such as 5m")
@@ -118,6 +134,7 @@ def _matcher(value: object) -> Matcher:
 
 
 TargetField = Annotated[Target, PlainValidator(_target)]
+IntervalField = Annotated[timedelta, PlainValidator(_interval)]
 DurationText = Annotated[str, PlainValidator(_duration_text)]
 MatcherField = Annotated[Matcher, PlainValidator(_matcher)]
 Text = Annotated[str, Field(strict=True, min_length=1)]
@@ -144,6 +161,11 @@ class _PolicyFields(_Model):
     resolve: TargetField
     resolve_text: str = ""
     page: Page
+    # A missed response deadline pages the escalation contacts, then again every
+    # ``escalate_every`` (default: the respond target, else a day) while nobody acknowledges,
+    # ``escalate_max`` rounds in all (0: the breach is commented and labelled, nobody paged).
+    escalate_every: IntervalField | None = None
+    escalate_max: Annotated[int, Field(strict=True, ge=0, le=100)] = DEFAULT_ESCALATE_MAX
     stakeholders: tuple[Channel, ...]
     stakeholders_text: str = ""
 
@@ -152,6 +174,13 @@ class PriorityPolicy(_PolicyFields):
     """What a priority means and demands: its GitHub label, deadlines, paging and channels."""
 
     priority: Priority
+
+    @property
+    def escalation_interval(self) -> timedelta:
+        """How long after one escalation round the next one pages, while unacknowledged."""
+        if self.escalate_every is not None:
+            return self.escalate_every
+        return self.respond if isinstance(self.respond, timedelta) else timedelta(days=1)
 
 
 class _PrioritiesFile(_Model):

@@ -40,6 +40,11 @@ Tick = Callable[[datetime], Awaitable[None]]
 
 _IDLE_POLL = 5.0  # seconds: the longest sleep, so a timer set by another replica is seen soon
 _BATCH = 100
+_MIN_PAUSE = 0.05  # seconds between passes, however much is due
+
+
+def _name(tick: Tick) -> str:
+    return getattr(tick, "__qualname__", None) or repr(tick)
 
 
 def chain(steps: Sequence[TimerStep]) -> Step:
@@ -140,7 +145,12 @@ class Scheduler:
                 # Due, yet no step had anything to do: a bug, not a reason to spin.
                 log.warning("timer_not_handled", incident_id=due.id, due_at=due.due_at.isoformat())
         for tick in self._ticks:
-            await tick(self._clock())
+            try:
+                await tick(self._clock())
+            except StoreUnavailable as error:
+                log.warning("scheduler_tick_store_unavailable", tick=_name(tick), error=str(error))
+            except Exception:  # one failing tick must not keep the others from running
+                log.exception("scheduler_tick_failed", tick=_name(tick))
         return fired
 
     def _count(self, decision: Decision) -> None:
@@ -154,20 +164,33 @@ class Scheduler:
                     priority=str(incident.priority), kind=str(event.data.get("which"))
                 ).inc()
 
+    async def next_pass(self) -> float:
+        """One pass of the loop: fire what is due and run the ticks; return how many seconds
+        to wait before the next pass (a wake-up cuts the wait short)."""
+        try:
+            fired = await self.run_once()
+            due = await self._store.next_timer()
+        except StoreUnavailable as error:
+            log.warning("scheduler_store_unavailable", error=str(error))
+            return self._idle_poll
+        except Exception:  # a bug in a step must not stop every timer
+            log.exception("scheduler_crashed")
+            return self._idle_poll
+        if due is None:
+            return self._idle_poll
+        wait = (due - self._clock()).total_seconds()
+        if wait <= 0 and not fired:
+            # Due, yet nothing fired (no step handles it, logged above): not a reason to spin.
+            return self._idle_poll
+        return min(self._idle_poll, max(0.0, wait))
+
     async def run_forever(self) -> None:
         """Work until ``stop()``: sleep until the next due timer, a wake-up or the idle poll."""
         while not self._stopping:
             self._wake.clear()
-            timeout = self._idle_poll
-            try:
-                fired = await self.run_once()
-                due = await self._store.next_timer()
-                if due is not None and (fired or due > self._clock()):
-                    timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
-            except StoreUnavailable as error:
-                log.warning("scheduler_store_unavailable", error=str(error))
-            except Exception:  # a bug in a step must not stop every timer
-                log.exception("scheduler_crashed")
+            timeout = await self.next_pass()
+            if self._stopping:
+                break
             # Never spin: at least a short pause between passes.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.05))
+                await asyncio.wait_for(self._wake.wait(), max(timeout, _MIN_PAUSE))

@@ -185,8 +185,11 @@ def _impact_section(incident: Incident, styles: Mapping[Priority, PriorityStyle]
         lines.append(f"- **Description**: {escape(description, 500)}")
     if incident.kind == "incident":
         lines.append(f"- **Priority decided by**: {escape(incident.priority_rule, 200)}")
-        lines.append(f"- **Respond by**: {_time(incident.respond_by)}")
-        lines.append(f"- **Resolve by**: {_time(incident.resolve_by)}")
+        missed = " — ⏰ **missed**"  # the SLA timers (bridge/sla.py) recorded a breach
+        respond = missed if incident.response_breached_at is not None else ""
+        resolve = missed if incident.resolution_breached_at is not None else ""
+        lines.append(f"- **Respond by**: {_time(incident.respond_by)}{respond}")
+        lines.append(f"- **Resolve by**: {_time(incident.resolve_by)}{resolve}")
     return lines
 
 
@@ -434,6 +437,13 @@ def render_comment(incident: Incident, event: TimelineEvent) -> str:
             f"🔁 **Reopened** at {_time(event.at)}: alerts of this group fire again."
             f" Priority {incident.priority}."
         )
+    elif event.kind == "sla_breached":
+        head = f"⏰ **SLA breached** at {_time(event.at)}: {escape(event.text, 300)}"
+        if event.data.get("which") == "response":
+            head += (
+                "\n\nAcknowledge to stop the paging: assign this issue, label it"
+                " `acknowledged`, or comment."
+            )
     else:
         head = f"**{escape(event.kind, 40)}** at {_time(event.at)}: {escape(event.text, 300)}"
     return f"{head}\n\n{comment_marker(event.event_id(incident))}"

@@ -23,6 +23,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -217,6 +218,18 @@ CLAIM_DUE = (
 )
 
 
+_LATEST_OF_KEY = "SELECT id, number, data FROM incidents WHERE key = ? ORDER BY id DESC LIMIT 1"
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A decision taken ahead of the write transaction, and the row it was taken on (None: no
+    incident under the key yet). Valid in the transaction only if the row is still the same."""
+
+    row: tuple[Any, ...] | None
+    decision: Decision
+
+
 def _next_number(conn: sqlite3.Connection, kind: str) -> int:
     row = conn.execute(
         "INSERT INTO counters (name, value) VALUES (?, 1) "
@@ -409,6 +422,8 @@ class SqliteStore:
         self._lock = _ProcessLock(path) if exclusive else None
         self._writer: _Writer | None = None
         self._reader: sqlite3.Connection | None = None
+        # Read-only, used on the event loop only: the engine's look-ahead (``_decide_ahead``).
+        self._ahead: sqlite3.Connection | None = None
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -443,6 +458,7 @@ class SqliteStore:
             raise StoreUnavailable(f"cannot open {self.path}: {error}") from error
         self._writer = _Writer(conn)
         self._reader = await self._read(lambda: _connect(self.path, readonly=True))
+        self._ahead = await asyncio.to_thread(_connect, self.path, readonly=True)
         if self._lock is None:
             return  # a read-only user: a serve may be running these effects right now
 
@@ -458,6 +474,9 @@ class SqliteStore:
         await self._write(interrupted)
 
     async def close(self) -> None:
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            ahead.close()
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await writer.close()
@@ -497,16 +516,39 @@ class SqliteStore:
 
     # -- ingest ----------------------------------------------------------------------------
 
+    def _decide_ahead(self, key: str, decide: Decide) -> _Ahead | None:
+        """Run ``decide`` on the last committed state of ``key``, outside the write transaction
+        (None if that read fails: the writer then decides alone)."""
+        conn = self._ahead
+        if conn is None:
+            return None
+        try:
+            row = conn.execute(_LATEST_OF_KEY, (key,)).fetchone()
+        except sqlite3.Error:
+            return None
+        current = codec.incident_from_json(row[2], row_id=row[0], number=row[1]) if row else None
+        return _Ahead(row=row, decision=decide(current))
+
     async def ingest(self, key: str, identity: str, decide: Decide) -> Decision:
+        # The engine runs ahead of the write transaction, on the last committed state: while
+        # the writer waits for the disk (COMMIT), the event loop decides the next webhooks
+        # instead of idling, and the transaction only checks that the incident is still as
+        # read, then writes. An unchanged repeat — nothing to write — is answered from that
+        # committed (already durable) state without queueing for the writer at all: it is
+        # ordered before any change still in flight, as concurrent requests may be.
+        ahead = self._decide_ahead(key, decide)
+        if ahead is not None and not ahead.decision.changed:
+            return ahead.decision
+
         def unit(conn: sqlite3.Connection) -> Decision:
-            row = conn.execute(
-                "SELECT id, number, data FROM incidents WHERE key = ? ORDER BY id DESC LIMIT 1",
-                (key,),
-            ).fetchone()
-            current = (
-                codec.incident_from_json(row[2], row_id=row[0], number=row[1]) if row else None
-            )
-            decision = decide(current)
+            row = conn.execute(_LATEST_OF_KEY, (key,)).fetchone()
+            if ahead is not None and ahead.row == row:
+                decision = ahead.decision  # nothing committed to this identity since the read
+            else:
+                current = (
+                    codec.incident_from_json(row[2], row_id=row[0], number=row[1]) if row else None
+                )
+                decision = decide(current)
             incident = decision.incident
             if not decision.changed or incident is None:
                 return decision

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.model import Incident
 from bridge.store.base import IncidentRow, StoreUnavailable
 from bridge.web.auth import bearer_ok
 from bridge.web.services import services
@@ -14,6 +15,19 @@ from bridge.web.services import services
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def sla_state(incident: Incident) -> str | None:
+    """``breached`` once a deadline was missed (it stays so for the episode), else ``paused``
+    while a silence holds the deadlines, else ``ok``; None for what has no deadlines
+    (maintenance requests, storm roll-ups)."""
+    if incident.kind != "incident":
+        return None
+    if incident.response_breached_at is not None or incident.resolution_breached_at is not None:
+        return "breached"
+    if incident.paused_at is not None:
+        return "paused"
+    return "ok"
 
 
 def incident_json(row: IncidentRow) -> dict[str, Any]:
@@ -30,10 +44,18 @@ def incident_json(row: IncidentRow) -> dict[str, Any]:
         "opened_at": _iso(incident.opened_at),
         "acknowledged_at": _iso(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
+        "acknowledged_via": incident.acknowledged_via,
         "resolved_at": _iso(incident.resolved_at),
         "resolution": incident.resolution,
         "respond_by": _iso(incident.respond_by),
         "resolve_by": _iso(incident.resolve_by),
+        "sla": sla_state(incident),
+        "response_breached_at": _iso(incident.response_breached_at),
+        "resolution_breached_at": _iso(incident.resolution_breached_at),
+        "escalations": incident.escalations,
+        "next_escalation_at": _iso(incident.next_escalation_at),
+        "paused": incident.paused_at is not None,
+        "paused_at": _iso(incident.paused_at),
         "alerts_firing": len(incident.firing_alerts()),
         "alerts_total": len(incident.alerts),
         "receiver": incident.receiver,
