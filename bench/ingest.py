@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -319,10 +320,17 @@ async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
                         "reads_not_modified": sum(1 for q in github.requests if q.status == 304),
                     }
 
+                # Fresh timestamps, as Alertmanager sends them: the captured fixture's startsAt
+                # is hours old, so its resolution deadline (counted from startsAt) would already
+                # have passed and the SLA breach comment would be counted as the group's.
+                started = datetime.now(UTC)
+                first["alerts"][0]["startsAt"] = started.isoformat()
                 count = len(github.issues(REPO))
                 await measure("new", first, lambda: len(github.issues(REPO)) > count)
                 await measure("repeat", first, lambda: True)
                 resolved = fixture("03_resolved_single.json")
+                resolved["alerts"][0]["startsAt"] = started.isoformat()
+                resolved["alerts"][0]["endsAt"] = datetime.now(UTC).isoformat()
                 number = max(i.number for i in github.issues(REPO))
                 await measure(
                     "resolved", resolved, lambda: github.issue(REPO, number).state == "closed"
