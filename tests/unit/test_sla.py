@@ -26,7 +26,9 @@ from bridge.model import (
     IncidentKind,
     Notification,
     Priority,
+    TimelineEvent,
 )
+from bridge.notify.policy import Audience, Recipient, notifications
 from bridge.rules import Rules, RulesError, bundled_directory
 
 RULES = Rules.bundled()
@@ -530,3 +532,43 @@ def test_bad_escalation_keys(tmp_path: Path, old: str, new: str, message: str) -
     [problem] = info.value.problems
     assert problem.startswith(f"{directory}/priorities.yaml:")
     assert problem.endswith(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# The breach comment and the notify policy agree on who is paged how
+
+
+@pytest.mark.parametrize("channels", [("sms",), ("email",)])
+@pytest.mark.parametrize("email_configured", [True, False])
+@pytest.mark.parametrize("sms_configured", [True, False])
+@pytest.mark.parametrize(
+    ("address", "phone"), [("oncall@example.com", "+15551230009"), ("oncall@example.com", None),
+                           (None, "+15551230009")]
+)  # fmt: skip
+def test_contact_reach_matches_the_notify_policy(
+    channels: tuple[sla.Channel, ...],
+    email_configured: bool,
+    sms_configured: bool,
+    address: str | None,
+    phone: str | None,
+) -> None:
+    """What the comment says ("paging On-call by SMS") is what the notify policy sends, for
+    every channel configured or not and every contact with or without an address or a phone."""
+    person = Recipient("On-call", address, phone)
+    audience = Audience(
+        slack=False,
+        email=email_configured,
+        sms=sms_configured,
+        stakeholders=(),
+        channels=dict.fromkeys(Priority, frozenset[str]()),
+        escalation=(person,),
+    )
+    inc = incident(Priority.P0)
+    event = TimelineEvent(4, THURSDAY_NIGHT, "escalated", "", {"round": 1, "channels": channels})
+    sent = notifications(Decision("timer", inc, changed=True, events=[event]), audience)
+    contact = sla.Contact(
+        "On-call",
+        email=email_configured and address is not None,
+        sms=sms_configured and bool(phone),
+    )
+    assert [e.kind.removeprefix("notify.") for e in sent] == contact.reached_by(channels)
