@@ -16,7 +16,11 @@ Rules (CONTRACT.md "Identity and the incident lifecycle"):
   ``reopen_window`` of the resolution reopens, later it is a new incident;
 * a resolved notification for an unknown group opens nothing; heartbeat alerts are never
   incidents; a manually closed incident stays closed until an alert starts firing anew;
-* the priority only rises while open.
+* the priority only rises while open;
+* flapping (bridge/flapping.py): a resolution and a reopening are flips; more than
+  ``flapping.max_flips`` of them within ``flapping.window`` make the incident flapping, and a
+  flapping incident whose alerts all resolve stays open until quiet for the window
+  (``quiet_until``; ``settle_flapping`` is the timer step that then closes it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from bridge.flapping import FlapPolicy, flapping_text, record_flip
 from bridge.model import (
     AlertSnapshot,
     AlertState,
@@ -73,6 +78,7 @@ class Policy:
     resolve_by: Callable[[Priority, datetime], datetime]
     reopen_window: timedelta = timedelta(hours=24)
     heartbeat_alertname: str = "Watchdog"
+    flapping: FlapPolicy = field(default_factory=FlapPolicy)
 
 
 @dataclass(slots=True)
@@ -340,12 +346,16 @@ def _open(
     )
 
 
-def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) -> Decision:
-    incident = copy.copy(current)
-    incident.alerts = merged.alerts
-    top = _highest_firing(merged.alerts)
-    assert top is not None
-    episode_start = min(a.starts_at for a in merged.fired + merged.revived)
+def reopen_episode(
+    incident: Incident,
+    priority: Priority,
+    rule: str,
+    episode_start: datetime,
+    now: datetime,
+    policy: Policy,
+) -> None:
+    """Open ``incident`` (a resolved incident, a copy the caller owns) again for a new episode
+    that started at ``episode_start``: unacknowledged, at ``priority``, with fresh deadlines."""
     incident.state = "open"
     incident.resolved_at = None
     incident.resolution = None
@@ -359,11 +369,20 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
     incident.escalations = 0
     incident.next_escalation_at = None
     incident.reopen_count += 1
-    incident.priority = top.priority
-    incident.priority_rule = top.rule
+    incident.priority = priority
+    incident.priority_rule = rule
     if incident.kind == "incident":
-        incident.respond_by = policy.respond_by(top.priority, now)
-        incident.resolve_by = policy.resolve_by(top.priority, episode_start)
+        incident.respond_by = policy.respond_by(priority, now)
+        incident.resolve_by = policy.resolve_by(priority, episode_start)
+
+
+def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) -> Decision:
+    incident = copy.copy(current)
+    incident.alerts = merged.alerts
+    top = _highest_firing(merged.alerts)
+    assert top is not None
+    episode_start = min(a.starts_at for a in merged.fired + merged.revived)
+    reopen_episode(incident, top.priority, top.rule, episode_start, now, policy)
     timeline = _Timeline(incident)
     timeline.alerts("alert_firing", "fired", merged.fired + merged.revived, now)
     event = timeline.add(
@@ -372,12 +391,66 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
         f"Reopened as {top.priority}: alerts fire again",
         priority=str(top.priority),
     )
+    if incident.kind == "incident":
+        # A reopening is a flip. Flapping is counted afresh: an incident closed by hand while
+        # it flapped stays flapping only if its recent flips still say so.
+        was_flapping, incident.flapping, incident.quiet_until = incident.flapping, False, None
+        if record_flip(incident, now, policy.flapping) and not was_flapping:
+            _flapping_event(timeline, now, incident, policy)
     return Decision(
         outcome="reopened",
         incident=incident,
         changed=True,
         events=timeline.events,
         effects=[EffectSpec("github.comment", event_seq=event.seq), EffectSpec("github.sync")],
+    )
+
+
+def _flapping_event(timeline: _Timeline, now: datetime, incident: Incident, policy: Policy) -> None:
+    flips = len(incident.flips)
+    timeline.add(now, "flapping", flapping_text(flips, policy.flapping), flips=flips)
+
+
+def _resolve_by_alerts(incident: Incident, timeline: _Timeline, now: datetime) -> list[EffectSpec]:
+    """Resolve ``incident`` (a copy the caller owns) because every alert has resolved: at the
+    last alert's end, with the resolution event; returns its comment and the sync."""
+    ended = [a.ends_at for a in incident.alerts.values() if a.ends_at is not None]
+    resolved_at = min(max(ended), now) if ended else now
+    incident.state = "resolved"
+    incident.resolution = "alerts"
+    incident.quiet_until = None
+    # When the last alert ended (Alertmanager's endsAt), which may be before the bridge
+    # heard of it; never before the incident's first alert started.
+    incident.resolved_at = max(resolved_at, incident.earliest_starts_at)
+    duration = _format_duration(incident.resolved_at - incident.earliest_starts_at)
+    event = timeline.add(
+        incident.resolved_at,
+        "resolved",
+        f"Resolved: every alert resolved after {duration}",
+        duration=duration,
+    )
+    return [EffectSpec("github.comment", event_seq=event.seq), EffectSpec("github.sync")]
+
+
+def settle_flapping(incident: Incident, now: datetime) -> Decision:
+    """Timer step: a flapping incident quiet until ``quiet_until`` — nothing fired again —
+    is resolved now, as of when its last alert ended, and stops flapping."""
+    quiet_until = incident.quiet_until
+    if incident.state != "open" or quiet_until is None or quiet_until > now:
+        return Decision(outcome="unchanged", incident=incident)
+    settled = copy.copy(incident)
+    settled.quiet_until = None
+    if settled.firing_alerts():  # a re-fire clears quiet_until; never close a firing incident
+        return Decision(outcome="updated", incident=settled, changed=True)
+    settled.flapping = False
+    timeline = _Timeline(settled)
+    effects = _resolve_by_alerts(settled, timeline, now)
+    return Decision(
+        outcome="resolved",
+        incident=settled,
+        changed=True,
+        events=timeline.events,
+        effects=effects,
     )
 
 
@@ -409,29 +482,36 @@ def _update_open(
     timeline.alerts("alert_resolved", "resolved", merged.resolved, now)
 
     top = _highest_firing(merged.alerts)
+    flaps = incident.kind == "incident"
     if top is None:
-        ended = [a.ends_at for a in merged.alerts.values() if a.ends_at is not None]
-        resolved_at = min(max(ended), now) if ended else now
-        incident.state = "resolved"
-        incident.resolution = "alerts"
-        # When the last alert ended (Alertmanager's endsAt), which may be before the bridge
-        # heard of it; never before the incident's first alert started.
-        incident.resolved_at = max(resolved_at, incident.earliest_starts_at)
-        duration = _format_duration(incident.resolved_at - incident.earliest_starts_at)
-        event = timeline.add(
-            incident.resolved_at,
-            "resolved",
-            f"Resolved: every alert resolved after {duration}",
-            duration=duration,
-        )
+        was_firing = any(a.status == "firing" for a in current.alerts.values())
+        if flaps and was_firing and record_flip(incident, now, policy.flapping):
+            _flapping_event(timeline, now, incident, policy)
+        if not incident.flapping:
+            effects = _resolve_by_alerts(incident, timeline, now)
+            return Decision(
+                outcome="resolved",
+                incident=incident,
+                changed=True,
+                events=timeline.events,
+                effects=effects,
+            )
+        # Flapping: the close waits until the group has been quiet for the flap window.
+        if incident.quiet_until is None:
+            incident.quiet_until = now + policy.flapping.window
         return Decision(
-            outcome="resolved",
+            outcome="updated",
             incident=incident,
             changed=True,
             events=timeline.events,
-            effects=[EffectSpec("github.comment", event_seq=event.seq), EffectSpec("github.sync")],
+            effects=[EffectSpec("github.sync")],
         )
 
+    if flaps and current.quiet_until is not None:
+        # A re-fire during the quiet period: a flip, and the close is off.
+        incident.quiet_until = None
+        if record_flip(incident, now, policy.flapping):
+            _flapping_event(timeline, now, incident, policy)
     if incident.kind == "incident" and top.priority.outranks(incident.priority):
         old = incident.priority
         incident.priority = top.priority
