@@ -128,9 +128,15 @@ class Scheduler:
         for due in await self._store.due_incidents(now, self._batch):
             if self._stopping:
                 break
-            decision = await self._ingestor.apply(
-                due.key, due.identity, self._step, incident_id=due.id
-            )
+            try:
+                decision = await self._ingestor.apply(
+                    due.key, due.identity, self._step, incident_id=due.id
+                )
+            except StoreUnavailable:
+                raise
+            except Exception:  # a bug on one incident must not hold up the timers after it
+                log.exception("timer_failed", incident_id=due.id, due_at=due.due_at.isoformat())
+                continue
             if decision.changed:
                 fired += 1
                 self._count(decision)
@@ -173,7 +179,7 @@ class Scheduler:
         except StoreUnavailable as error:
             log.warning("scheduler_store_unavailable", error=str(error))
             return self._idle_poll
-        except Exception:  # a bug in a step must not stop every timer
+        except Exception:  # a bug must not end the loop
             log.exception("scheduler_crashed")
             return self._idle_poll
         if due is None:

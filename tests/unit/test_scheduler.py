@@ -274,17 +274,28 @@ def _sql(path: Path, statement: str) -> None:
         conn.commit()
 
 
-async def test_a_failing_step_does_not_stop_the_loop(
+async def test_a_failing_step_holds_up_no_other_timer(
     sqlite_store: SqliteStore, clock: FakeClock
 ) -> None:
-    """A step raising (a bug) is logged; the loop waits its idle poll and carries on."""
+    """A step raising on one incident (a bug) is logged and that incident skipped: the other
+    due incident fires in the same pass, and the loop does not spin on the broken one."""
+    sla_step = sla.timer(sla_policy())
+    broken = await opened(sqlite_store, clock, "g1", priority="P0")  # due first
+    clock.advance(1)
+    healthy = await opened(sqlite_store, clock, "g2", priority="P0")
 
-    def broken(current: Incident, now: datetime) -> Decision:
-        raise RuntimeError("bug")
+    def step(current: Incident, now: datetime) -> Decision:
+        if current.id == broken.id:
+            raise RuntimeError("bug")
+        return sla_step(current, now)
 
-    scheduler = scheduler_for(sqlite_store, clock, [broken])
-    await opened(sqlite_store, clock, priority="P0")
+    scheduler = scheduler_for(sqlite_store, clock, [step])
     clock.advance(timedelta(minutes=15))
+    assert await scheduler.run_once() == 1
+    assert healthy.id is not None
+    stored = await sqlite_store.load_incident(healthy.id)
+    assert stored is not None
+    assert stored.response_breached_at == clock()
     assert await scheduler.next_pass() == IDLE
 
 
