@@ -26,10 +26,10 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from bridge.engine import Decision
-from bridge.model import EffectSpec, EventKind, Incident, Priority, TimelineEvent
+from bridge.engine import Decision, _Timeline
+from bridge.model import EffectSpec, Incident, Priority
 
 Page = Literal["always", "business_hours", "never"]
 Channel = Literal["sms", "email"]
@@ -101,73 +101,50 @@ def _paging(contacts: tuple[Contact, ...], channels: tuple[Channel, ...]) -> str
 _WAY: dict[Channel, str] = {"sms": "SMS", "email": "email"}
 
 
-class _Change:
-    """The incident copied on the first change, and the events numbered after its last one."""
-
-    def __init__(self, current: Incident) -> None:
-        self.current = current
-        self.incident: Incident | None = None
-        self.events: list[TimelineEvent] = []
-        self.effects: list[EffectSpec] = []
-
-    def edit(self) -> Incident:
-        if self.incident is None:
-            self.incident = copy.copy(self.current)
-        return self.incident
-
-    def add(self, at: datetime, kind: EventKind, text: str, **data: Any) -> TimelineEvent:
-        incident = self.edit()
-        incident.event_seq += 1
-        event = TimelineEvent(seq=incident.event_seq, at=at, kind=kind, text=text, data=data)
-        self.events.append(event)
-        return event
-
-    def comment(self, event: TimelineEvent) -> None:
-        self.effects.append(EffectSpec("github.comment", event_seq=event.seq))
-
-    def decision(self) -> Decision:
-        if self.incident is None:
-            return Decision(outcome="unchanged", incident=self.current)
-        if self.events:
-            self.effects.append(EffectSpec("github.sync"))  # labels and the body's timeline
-        return Decision(
-            outcome="timer",
-            incident=self.incident,
-            changed=True,
-            events=self.events,
-            effects=self.effects,
-        )
+def _due(at: datetime | None, now: datetime) -> bool:
+    return at is not None and at <= now
 
 
 def step(current: Incident, now: datetime, policy: SlaPolicy) -> Decision:
     """The SLA timers of ``current`` that are due at ``now``; unchanged when none is."""
     if current.kind != "incident" or current.state != "open" or current.paused_at is not None:
         return Decision(outcome="unchanged", incident=current)
-    change = _Change(current)
-    rule = policy.escalation[current.priority]
-    if current.acknowledged_at is None:
-        if current.response_breached_at is None:
-            if current.respond_by is not None and current.respond_by <= now:
-                _response_breach(change, current.respond_by, now, rule, policy)
-        elif current.next_escalation_at is not None and current.next_escalation_at <= now:
-            _round(change, now, rule, policy)
-    if (
-        current.resolution_breached_at is None
-        and current.resolve_by is not None
-        and current.resolve_by <= now
-    ):
-        incident = change.edit()
+    unanswered = current.acknowledged_at is None
+    response = unanswered and current.response_breached_at is None and _due(current.respond_by, now)
+    escalation = (
+        unanswered
+        and current.response_breached_at is not None
+        and _due(current.next_escalation_at, now)
+    )
+    resolution = current.resolution_breached_at is None and _due(current.resolve_by, now)
+    if not (response or escalation or resolution):
+        return Decision(outcome="unchanged", incident=current)
+
+    incident = copy.copy(current)
+    timeline = _Timeline(incident)
+    comments: list[EffectSpec] = []
+    rule = policy.escalation[incident.priority]
+    if response:
+        comments.append(_response_breach(incident, timeline, now, rule, policy))
+    elif escalation:
+        _round(incident, timeline, now, rule, policy)
+    if resolution:
+        assert incident.resolve_by is not None  # _due checked it
         incident.resolution_breached_at = now
-        event = change.add(
+        event = timeline.add(
             now,
             "sla_breached",
-            f"Resolution deadline missed: still open at {_time(current.resolve_by)}"
-            f" ({current.priority})",
+            f"Resolution deadline missed: still open at {_time(incident.resolve_by)}"
+            f" ({incident.priority})",
             which="resolution",
-            deadline=current.resolve_by.isoformat(),
+            deadline=incident.resolve_by.isoformat(),
         )
-        change.comment(event)
-    return change.decision()
+        comments.append(EffectSpec("github.comment", event_seq=event.seq))
+    # The sync puts the sla-breached label on and the rounds into the body's timeline.
+    effects = [*comments, EffectSpec("github.sync")] if timeline.events else []
+    return Decision(
+        outcome="timer", incident=incident, changed=True, events=timeline.events, effects=effects
+    )
 
 
 def timer(policy: SlaPolicy) -> Callable[[Incident, datetime], Decision]:
@@ -180,9 +157,10 @@ def timer(policy: SlaPolicy) -> Callable[[Incident, datetime], Decision]:
 
 
 def _response_breach(
-    change: _Change, deadline: datetime, now: datetime, rule: Escalation, policy: SlaPolicy
-) -> None:
-    incident = change.edit()
+    incident: Incident, timeline: _Timeline, now: datetime, rule: Escalation, policy: SlaPolicy
+) -> EffectSpec:
+    """Record the missed response deadline and page round 1; the breach's comment."""
+    assert incident.respond_by is not None  # step() checked it
     incident.response_breached_at = now
     channels = channels_at(rule, now, policy.in_business_hours(now))
     if rule.rounds <= 0:
@@ -194,28 +172,28 @@ def _response_breach(
             if reached
             else "nobody to page: no escalation contact is reachable (see `escalation`)"
         )
-    event = change.add(
+    event = timeline.add(
         now,
         "sla_breached",
-        f"Response deadline missed: not acknowledged by {_time(deadline)}"
+        f"Response deadline missed: not acknowledged by {_time(incident.respond_by)}"
         f" ({incident.priority}); {paging}",
         which="response",
-        deadline=deadline.isoformat(),
+        deadline=incident.respond_by.isoformat(),
     )
-    change.comment(event)
     if rule.rounds > 0:
-        _round(change, now, rule, policy, channels)
+        _round(incident, timeline, now, rule, policy, channels)
+    return EffectSpec("github.comment", event_seq=event.seq)
 
 
 def _round(
-    change: _Change,
+    incident: Incident,
+    timeline: _Timeline,
     now: datetime,
     rule: Escalation,
     policy: SlaPolicy,
     channels: tuple[Channel, ...] | None = None,
 ) -> None:
     """One escalation round, or none when the priority's rounds are spent."""
-    incident = change.edit()
     if incident.escalations >= rule.rounds:
         incident.next_escalation_at = None  # e.g. rules changed: nothing more to page
         return
@@ -231,7 +209,7 @@ def _round(
         if incident.next_escalation_at is None
         else f"next at {_time(incident.next_escalation_at)} unless acknowledged"
     )
-    change.add(
+    timeline.add(
         now,
         "escalated",
         f"Escalation {incident.escalations} of {rule.rounds}: {paged}; {then}",
