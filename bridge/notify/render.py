@@ -1,7 +1,8 @@
 """The words of each notification: email subject and bodies, the SMS text. Pure.
 
 Alert text is hostile here too: the summary is one line, capped, and HTML-escaped in the HTML
-body; the SMS text fits one segment (160 GSM-7 characters, or 70 when it needs Unicode).
+body; the SMS text fits one segment (160 GSM-7 characters, or 70 when it needs Unicode) and keeps
+the issue link whenever the link can fit at all.
 """
 
 from __future__ import annotations
@@ -132,9 +133,53 @@ def _sms_clean(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
+# Letters NFKD does not take apart, written as GSM-7 can (a summary is read, not quoted).
+_FOLD = str.maketrans(
+    {
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ħ": "h",
+        "Ħ": "H",
+        "\u0131": "i",  # dotless i
+        "ŀ": "l",
+        "Ŀ": "L",
+        "œ": "oe",
+        "Œ": "OE",
+        "þ": "th",
+        "Þ": "Th",
+        "ð": "d",
+        "µ": "u",  # micro: 300µs → 300us
+    }
+)
+
+
+def gsm_fold(text: str) -> str | None:
+    """``text`` written in GSM-7 when only accents, symbols and emoji keep it from it: accented
+    letters lose their accents (ą → a), symbols and emoji go (🔥, •, ™). None when a letter or
+    digit has no GSM-7 form (Cyrillic, Greek, CJK…): then only Unicode says it right."""
+    kept: list[str] = []
+    for char in text.translate(_FOLD):
+        if char in _GSM7 or char in _GSM7_EXTENSION:
+            kept.append(char)
+            continue
+        base = "".join(
+            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+        )
+        if base and is_gsm7(base):
+            kept.append(base)
+        elif unicodedata.category(char)[0] in "LN":
+            return None
+        else:
+            kept.append(" ")
+    return " ".join("".join(kept).split())
+
+
 def _fit(head: str, summary: str, tail: str) -> str | None:
-    """``head + summary + tail`` in one segment, the summary cut (and marked) to fit. None when
-    a ``tail`` would leave the summary fewer than 10 characters; without one, never None."""
+    """``head + summary + tail`` in one segment, the summary cut (and marked) into the room
+    ``head`` and ``tail`` leave, or left out (with the ``": "`` before it) when none of it fits.
+    None only when ``head + tail`` alone is more than a segment."""
     gsm = is_gsm7(head + summary + tail)
     cost, limit, mark = (
         (_gsm7_cost, _GSM7_SINGLE, "...") if gsm else (_ucs2_cost, _UCS2_SINGLE, "\u2026")
@@ -150,20 +195,25 @@ def _fit(head: str, summary: str, tail: str) -> str | None:
             break
         kept += 1
     shortened = summary[:kept].rstrip()
-    if tail and len(shortened) < 10:
-        return None
-    return head + shortened + mark + tail
+    if shortened:
+        return head + shortened + mark + tail
+    bare = head.removesuffix(": ") + tail
+    return bare if _fits(bare) else None
 
 
 def sms_text(notice: Notice) -> str:
     """One SMS segment — 160 GSM-7 septets (extension characters take two), or 70 UTF-16 units
-    when the text needs Unicode: id, priority, state, the summary shortened to fit, and the
-    link. Should the link leave the summary fewer than 10 characters, the link goes (it is in
-    the email and on the issue; the summary is what the text is read for)."""
+    when the text needs Unicode: id, priority, state and the link first, the summary shortened
+    into the room they leave. A summary that needs Unicode only for accents, symbols or emoji is
+    written in GSM-7 instead (:func:`gsm_fold`): with a link, Unicode leaves it a handful of
+    characters, GSM-7 more than a hundred. The link goes only when it cannot fit at all (a
+    very long one): it is in the email and on the issue."""
     incident, event = notice.incident, notice.event
     what = _WHAT.get(event.kind, "updated").upper()
     head = f"{incident.display_id} {incident.priority} {what}"
     summary = _sms_clean(incident.summary)[:_GSM7_SINGLE]
+    if not is_gsm7(summary):
+        summary = gsm_fold(summary) or summary  # nothing but emoji: they are all it says
     link = "".join(_sms_clean(notice.issue_url or "").split())
     if summary:
         head += ": "
