@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import os
 import re
+import ssl
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -821,6 +822,32 @@ class EmailConfig(_SecretModel):
     from_: EmailAddress = Field(alias="from")
     timeout: Timeout = timedelta(seconds=5)
     throttle: ThrottleConfig = ThrottleConfig(max=20, per=timedelta(minutes=15))
+    # The CA certificates (PEM) trusted for the server's STARTTLS certificate instead of the
+    # system's: a private CA. Relative to the config file.
+    ca_file: Path | None = None
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _ca_file_text(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be the path of a PEM file of CA certificates")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _load_ca_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        path = Path(os.path.normpath(_context_dir(info.context) / value))
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError:
+            raise ValueError(f"{path} holds no PEM certificate") from None
+        except OSError as error:
+            raise ValueError(
+                f"cannot read {path}: {error.strerror or type(error).__name__}"
+            ) from None
+        return path
 
     @model_validator(mode="after")
     def _login_pair(self) -> EmailConfig:
@@ -828,6 +855,11 @@ class EmailConfig(_SecretModel):
             _fail("EmailConfig", [(("password",), "required when username is set")])
         if self.password is not None and self.username is None:
             _fail("EmailConfig", [(("username",), "required when password is set")])
+        if self.ca_file is not None and not self.starttls:
+            _fail(
+                "EmailConfig",
+                [(("ca_file",), "is set but starttls is false: mail would go unencrypted")],
+            )
         return self
 
 
