@@ -8,10 +8,11 @@ an alert has one, else "Service disruption: <service>". The service is the incid
 reaches the page.
 
 Posts use the operations guide's status-page template and move
-**Investigating** (open) → **Identified** (acknowledged) → **Monitoring** (alerts resolved) →
-**Resolved** (quiet for ``status_page.monitoring_window``). A re-fire reopens the same incident
-and its posts start again at Investigating. Each post's time is derived from the incident's
-fields: ``opened_at`` (or the reopening), ``acknowledged_at``, ``resolved_at`` and
+**Investigating** (open) → **Identified** (acknowledged, or labelled ``identified``) →
+**Monitoring** (alerts resolved) → **Resolved** (quiet for ``status_page.monitoring_window``). A
+re-fire reopens the same incident and its posts start again at Investigating. Each post's time
+is derived from the incident's fields and its timeline: ``opened_at`` (or the reopening),
+``acknowledged_at`` or the episode's ``identified`` event, ``resolved_at`` and
 ``resolved_at + window``.
 
 The availability bars cover the last 90 UTC days per service: a day is a major outage when a
@@ -105,34 +106,46 @@ def episode_start(incident: Incident, reopened_at: datetime | None = None) -> da
     return min(start, incident.resolved_at) if incident.resolved_at is not None else start
 
 
-def identified_at(incident: Incident, start: datetime) -> datetime | None:
+def identified_at(
+    incident: Incident, start: datetime, labelled: datetime | None = None
+) -> datetime | None:
     """When the incident became Identified, or None.
 
     The guide's Identified is "the incident is acknowledged — ``acknowledged_at`` set — or its
-    GitHub issue carries the label ``identified``". The store keeps no flag for that label (it
-    records only the labels the bridge itself manages), and labelling an issue ``identified``
-    acknowledges the incident (CONTRACT.md), so Identified is derived from ``acknowledged_at``
-    alone. An acknowledgement after the alerts resolved adds no post: Monitoring came first.
+    GitHub issue is labelled ``identified``": the earlier of ``acknowledged_at`` and
+    ``labelled``, the time of the current episode's ``identified`` event in the timeline (the
+    label's step, ``bridge/acknowledge.py``, records it and acknowledges at that moment when
+    nothing did before). An acknowledgement or a label after the alerts resolved adds no post:
+    Monitoring came first.
     """
-    acked = incident.acknowledged_at
-    if acked is None:
-        return None
     resolved = incident.resolved_at if incident.state == "resolved" else None
-    if resolved is not None and acked > resolved:
+    moments = [
+        moment
+        for moment in (incident.acknowledged_at, labelled)
+        if moment is not None and (resolved is None or moment <= resolved)
+    ]
+    if not moments:
         return None
-    return max(acked, start)
+    return max(min(moments), start)
 
 
 def posts(
-    incident: Incident, now: datetime, window: timedelta, *, reopened_at: datetime | None = None
+    incident: Incident,
+    now: datetime,
+    window: timedelta,
+    *,
+    reopened_at: datetime | None = None,
+    labelled_at: datetime | None = None,
 ) -> list[Post]:
-    """The current episode's posts, oldest first; the last one is the incident's status."""
+    """The current episode's posts, oldest first; the last one is the incident's status.
+    ``labelled_at``: when the timeline says the episode was labelled ``identified``."""
     start = episode_start(incident, reopened_at)
     first = TEMPLATES["Investigating"].format(what=public_text(incident))
     if incident.reopen_count:
         first += RECURRED
     result = [Post("Investigating", first, start)]
-    acked = identified_at(incident, start)
+    labelled = labelled_at if labelled_at is not None and labelled_at >= start else None
+    acked = identified_at(incident, start, labelled)
     if acked is not None and acked <= now:
         result.append(Post("Identified", TEMPLATES["Identified"], acked))
     if incident.state == "resolved" and incident.resolved_at is not None:
@@ -168,14 +181,19 @@ class PublicIncident:
 
 
 def public_incident(
-    incident: Incident, now: datetime, window: timedelta, *, reopened_at: datetime | None = None
+    incident: Incident,
+    now: datetime,
+    window: timedelta,
+    *,
+    reopened_at: datetime | None = None,
+    labelled_at: datetime | None = None,
 ) -> PublicIncident:
     return PublicIncident(
         id=incident.display_id,
         service=service_of(incident),
         title=public_text(incident),
         impact="major" if incident.priority.rank <= 1 else "minor",
-        posts=tuple(posts(incident, now, window, reopened_at=reopened_at)),
+        posts=tuple(posts(incident, now, window, reopened_at=reopened_at, labelled_at=labelled_at)),
     )
 
 
@@ -383,12 +401,17 @@ def build_page(
     *,
     reopened_at: Mapping[str, datetime] | None = None,
     covered_from: datetime | None = None,
+    labelled_at: Mapping[str, datetime] | None = None,
 ) -> StatusPage:
     """The page from the incidents read (newest first). ``reopened_at`` maps an incident's
-    ``key`` to when its current episode was reopened, where the timeline says."""
+    ``key`` to when its current episode was reopened, and ``labelled_at`` to when it was
+    labelled ``identified``, where the timeline says."""
     reopened = reopened_at or {}
+    labelled = labelled_at or {}
     shown = tuple(
-        public_incident(i, now, window, reopened_at=reopened.get(i.key))
+        public_incident(
+            i, now, window, reopened_at=reopened.get(i.key), labelled_at=labelled.get(i.key)
+        )
         for i in incidents
         if listed(i, now)
     )

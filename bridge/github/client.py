@@ -60,6 +60,41 @@ class RemoteIssue:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     closed_at: datetime | None = None
+    author: str | None = None  # the login that opened it
+    assignees: tuple[str, ...] = ()
+    closed_by: str | None = None  # only the single-issue answer carries it
+    comments: int = 0  # how many
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteComment:
+    """A comment on an issue, as the list API gives it."""
+
+    id: int
+    author: str
+    body: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueEvent:
+    """One of an issue's events (``GET …/issues/{n}/events``): who labelled, assigned, closed
+    or reopened it, and when."""
+
+    id: int
+    event: str  # labeled | unlabeled | assigned | unassigned | closed | reopened | …
+    actor: str | None
+    created_at: datetime | None
+    label: str | None = None
+    assignee: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedIssues:
+    """One page of issues from a conditional list request, with the ETag to ask again with."""
+
+    issues: list[RemoteIssue]
+    etag: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +149,22 @@ class IssueTracker(Protocol):
         """One page (100, newest first) of the repository's ``incident-bridge`` issues, open
         and closed (list API; pull requests left out)."""
 
+    async def whoami(self) -> str | None:
+        """The login the bridge acts as on GitHub: the token's account (``GET /user``) or, for
+        a GitHub App, its bot ``<slug>[bot]`` (``GET /app`` with the App's JWT). None in
+        dry-run, where it acts as nobody."""
+
+    async def list_comments(self, number: int, since: datetime) -> list[RemoteComment]:
+        """The issue's comments updated at or after ``since``, oldest first (up to 300)."""
+
+    async def issue_events(self, number: int) -> list[IssueEvent]:
+        """The issue's events, oldest first (up to 300): who labelled, assigned, closed or
+        reopened it."""
+
+    async def open_incident_issues(self, etag: str | None) -> ListedIssues | None:
+        """The open issues labelled ``incident``, most recently updated first (one page of
+        100; pull requests left out); None when unchanged since ``etag`` (a free 304)."""
+
 
 def _retry_after(headers: dict[str, Any], now: float) -> float | None:
     """Seconds to wait from ``Retry-After`` or an exhausted ``x-ratelimit-*`` window."""
@@ -161,7 +212,15 @@ def _not_sent(error: requests.RequestException) -> bool:
     )
 
 
+def _login(user: Any) -> str | None:
+    """The ``login`` of a user object in an answer, if there is one."""
+    if isinstance(user, dict) and isinstance(user.get("login"), str):
+        return str(user["login"])
+    return None
+
+
 def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
+    assignees = [_login(user) for user in data.get("assignees") or []]
     return RemoteIssue(
         number=int(data["number"]),
         url=str(data.get("html_url") or ""),
@@ -173,6 +232,10 @@ def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
         created_at=_github_time(data.get("created_at")),
         updated_at=_github_time(data.get("updated_at")),
         closed_at=_github_time(data.get("closed_at")),
+        author=_login(data.get("user")),
+        assignees=tuple(login for login in assignees if login),
+        closed_by=_login(data.get("closed_by")),
+        comments=int(data.get("comments") or 0),
     )
 
 
@@ -586,6 +649,125 @@ class PyGithubTracker:
                 break
         return False
 
+    async def whoami(self) -> str | None:
+        if self._app is None:
+            _, data = await self._request("get_user", "GET", "/user")
+            login = _login(data)
+        else:
+            async with self._lock:  # one request at a time, like every other
+                login = await self._app_bot_login(self._app)
+        if not login:
+            raise GitHubError("GitHub: the account answer carries no login", retryable=True)
+        return login
+
+    async def _app_bot_login(self, app: GitHubAppAuth) -> str | None:
+        """``GET /app`` with the App's JWT: its ``slug``, whose bot account is ``<slug>[bot]``."""
+        now = self._clock().timestamp()
+        if now < self._blocked_until:
+            raise GitHubError(
+                "GitHub rate-limit window: not calling before it ends",
+                retryable=True,
+                retry_after=self._blocked_until - now,
+            )
+        try:
+            bearer = app.app_jwt()
+        except Exception as error:  # any failure to sign is the key's: never show its text
+            raise AppTokenRefused(
+                f"GitHub App: the private key cannot sign the App's JWT ({type(error).__name__})"
+            ) from None
+        requester = self._gh.requester.withAuth(github.Auth.AppAuthToken(bearer))
+
+        def get() -> Any:
+            try:
+                _, data = requester.requestJsonAndCheck(
+                    "GET", "/app", headers={"Accept": "application/vnd.github+json"}
+                )
+                return data
+            finally:
+                requester.close()
+
+        try:
+            data = await asyncio.to_thread(get)
+        except GithubException as error:
+            self._metrics.github_requests.labels("get_app", str(error.status)).inc()
+            raise classify_github_exception(error, now) from None
+        except requests.RequestException as error:
+            self._metrics.github_requests.labels("get_app", "error").inc()
+            raise GitHubError(
+                f"GitHub unreachable: {type(error).__name__}", retryable=True
+            ) from None
+        self._metrics.github_requests.labels("get_app", "200").inc()
+        slug = data.get("slug") if isinstance(data, dict) else None
+        return f"{slug}[bot]" if isinstance(slug, str) and slug else None
+
+    async def list_comments(self, number: int, since: datetime) -> list[RemoteComment]:
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        comments: list[RemoteComment] = []
+        for page in range(1, _LIST_PAGES + 1):
+            _, data = await self._request(
+                "list_comments",
+                "GET",
+                f"{self._repo_path}/issues/{number}/comments",
+                parameters={"since": stamp, "per_page": 100, "page": page},
+            )
+            for item in data or []:
+                comments.append(
+                    RemoteComment(
+                        id=int(item.get("id") or 0),
+                        author=_login(item.get("user")) or "",
+                        body=str(item.get("body") or ""),
+                        created_at=_github_time(item.get("created_at")),
+                    )
+                )
+            if not data or len(data) < 100:
+                break
+        return comments
+
+    async def issue_events(self, number: int) -> list[IssueEvent]:
+        events: list[IssueEvent] = []
+        for page in range(1, _LIST_PAGES + 1):
+            _, data = await self._request(
+                "list_events",
+                "GET",
+                f"{self._repo_path}/issues/{number}/events",
+                parameters={"per_page": 100, "page": page},
+            )
+            for item in data or []:
+                label = item.get("label")
+                events.append(
+                    IssueEvent(
+                        id=int(item.get("id") or 0),
+                        event=str(item.get("event") or ""),
+                        actor=_login(item.get("actor")),
+                        created_at=_github_time(item.get("created_at")),
+                        label=str(label["name"]) if isinstance(label, dict) else None,
+                        assignee=_login(item.get("assignee")),
+                    )
+                )
+            if not data or len(data) < 100:
+                break
+        return events
+
+    async def open_incident_issues(self, etag: str | None) -> ListedIssues | None:
+        headers, data = await self._request(
+            "list_open_incidents",
+            "GET",
+            f"{self._repo_path}/issues",
+            parameters={
+                "labels": "incident",
+                "state": "open",
+                "sort": "updated",
+                "direction": "desc",
+                "per_page": 100,
+            },
+            headers={"If-None-Match": etag} if etag else None,
+        )
+        if data is None:
+            return None
+        issues = [_remote(item, None) for item in data if "pull_request" not in item]
+        new_etag = headers.get("etag")
+        return ListedIssues(issues=issues, etag=str(new_etag) if new_etag else None)
+
 
 class DryRunTracker:
     """No GitHub credentials: log every action the bridge would take, take none."""
@@ -628,3 +810,15 @@ class DryRunTracker:
 
     async def list_issues(self, page: int) -> IssuePage:
         return IssuePage(issues=[], last=True)  # nothing was ever created
+
+    async def whoami(self) -> str | None:
+        return None  # no account: the bridge acts as nobody
+
+    async def list_comments(self, number: int, since: datetime) -> list[RemoteComment]:
+        return []
+
+    async def issue_events(self, number: int) -> list[IssueEvent]:
+        return []
+
+    async def open_incident_issues(self, etag: str | None) -> ListedIssues | None:
+        return ListedIssues(issues=[], etag=None)

@@ -34,6 +34,7 @@ async def _page(request: web.Request) -> StatusPage:
     if len(rows) >= READ_LIMIT:
         covered_from = min(i.opened_at for i in incidents)
     reopened: dict[str, datetime] = {}
+    labelled: dict[str, datetime] = {}
     for incident in incidents:
         if not incident.reopen_count or incident.id is None or not listed(incident, now):
             continue
@@ -41,6 +42,13 @@ async def _page(request: web.Request) -> StatusPage:
         times = [e.at for e in events if e.kind == "reopened"]
         if times:
             reopened[incident.key] = times[-1]
+        # The episode's ``identified`` label, where the timeline is read anyway (elsewhere the
+        # label's step acknowledged at the same moment, which the incident's fields show).
+        identified = [
+            e.at for e in events if e.kind == "identified" and e.at >= max(times, default=e.at)
+        ]
+        if identified:
+            labelled[incident.key] = identified[0]
     return build_page(
         svc.config.status_page.title,
         incidents,
@@ -48,6 +56,7 @@ async def _page(request: web.Request) -> StatusPage:
         svc.config.status_page.monitoring_window,
         reopened_at=reopened,
         covered_from=covered_from,
+        labelled_at=labelled,
     )
 
 

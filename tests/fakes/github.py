@@ -26,6 +26,9 @@ shaped after what PyGithub 2.x actually sends and parses (see ``github/Requester
   expires (``token_lifetime``, an hour by default); an expired one gets 401 ``Bad credentials``.
 * Optionally the whole API under a path prefix, as GitHub Enterprise Server serves it
   (``prefix="/api/v3"``): :attr:`FakeGitHub.base_url` then ends with the prefix.
+* Each issue's events (``GET …/issues/{n}/events``: ``labeled``, ``unlabeled``, ``assigned``,
+  ``unassigned``, ``closed``, ``reopened``, each with its ``actor``), recorded for the API's own
+  changes (the token's account) and for the ``human_*`` actions alike.
 
 Besides HTTP, tests get a request log, direct state access, "human" actions that change state
 the way a person using the web UI would, and fault injection (:meth:`FakeGitHub.inject`,
@@ -67,6 +70,7 @@ __all__ = [
     "FakeComment",
     "FakeGitHub",
     "FakeIssue",
+    "FakeIssueEvent",
     "FakeLabel",
     "FakeRepo",
     "FakeUser",
@@ -146,6 +150,18 @@ class FakeComment:
 
 
 @dataclass
+class FakeIssueEvent:
+    """One entry of an issue's events (``GET …/issues/{n}/events``): who did what, when."""
+
+    id: int
+    event: str  # labeled | unlabeled | assigned | unassigned | closed | reopened
+    actor: FakeUser
+    created_at: datetime
+    label: FakeLabel | None = None
+    assignee: FakeUser | None = None
+
+
+@dataclass
 class FakeIssue:
     """An issue. ``comments`` holds the comment objects (the JSON ``comments`` is the count)."""
 
@@ -163,6 +179,7 @@ class FakeIssue:
     labels: list[FakeLabel] = field(default_factory=list)
     assignees: list[FakeUser] = field(default_factory=list)
     comments: list[FakeComment] = field(default_factory=list)
+    events: list[FakeIssueEvent] = field(default_factory=list)
 
     @property
     def label_names(self) -> list[str]:
@@ -527,6 +544,7 @@ class FakeGitHub(LoopbackServer):
         self._issue_ids = itertools.count(1_000_000_001)
         self._comment_ids = itertools.count(2_000_000_001)
         self._label_ids = itertools.count(3_000_000_001)
+        self._event_ids = itertools.count(4_000_000_001)
         self._users: dict[str, FakeUser] = {}
         self._repos: dict[str, FakeRepo] = {}
         self.bot = self._user(bot_login, "Bot")
@@ -773,7 +791,8 @@ class FakeGitHub(LoopbackServer):
         login: str = "alice",
     ) -> FakeIssue:
         """Open an issue as a person would (no request, no validation)."""
-        issue = self._new_issue(self.repo(repo), title, body, list(labels), [], self._user(login))
+        author = self._user(login)
+        issue = self._new_issue(self.repo(repo), title, body, list(labels), [], author, author)
         self._charge_human()
         return issue
 
@@ -793,22 +812,35 @@ class FakeGitHub(LoopbackServer):
         self._charge_human()
         return issue
 
-    def human_add_label(self, repo: str, number: int, name: str) -> FakeIssue:
-        """Add a label (auto-created in the repo if missing)."""
+    def human_add_label(self, repo: str, number: int, name: str, login: str = "alice") -> FakeIssue:
+        """Add a label as ``login`` (auto-created in the repo if missing)."""
         state = self.repo(repo)
         issue = self.issue(repo, number)
         with self._touching(issue):
-            self._add_labels(state, issue, [name])
+            self._add_labels(state, issue, [name], self._user(login))
         self._charge_human()
         return issue
 
-    def human_remove_label(self, repo: str, number: int, name: str) -> FakeIssue:
-        """Remove a label; ``KeyError`` if the issue does not have it."""
+    def human_remove_label(
+        self, repo: str, number: int, name: str, login: str = "alice"
+    ) -> FakeIssue:
+        """Remove a label as ``login``; ``KeyError`` if the issue does not have it."""
         issue = self.issue(repo, number)
         if not issue.has_label(name):
             raise KeyError(f"issue {repo}#{number} has no label {name!r}")
         with self._touching(issue):
-            issue.labels = [label for label in issue.labels if label.name.lower() != name.lower()]
+            self._remove_labels(issue, [name], self._user(login))
+        self._charge_human()
+        return issue
+
+    def human_assign(
+        self, repo: str, number: int, assignee: str, login: str | None = None
+    ) -> FakeIssue:
+        """Assign ``assignee`` to the issue, as ``login`` (by default the assignee themself)."""
+        issue = self.issue(repo, number)
+        actor = self._user(login or assignee)
+        with self._touching(issue):
+            self._set_assignees(issue, [*issue.assignees, self._user(assignee)], actor)
         self._charge_human()
         return issue
 
@@ -860,14 +892,60 @@ class FakeGitHub(LoopbackServer):
     def _ensure_label(self, repo: FakeRepo, name: str) -> FakeLabel:
         return self.add_label(repo.full_name, name)
 
-    def _add_labels(self, repo: FakeRepo, issue: FakeIssue, names: Iterable[str]) -> None:
+    def _event(
+        self,
+        issue: FakeIssue,
+        event: str,
+        actor: FakeUser,
+        *,
+        label: FakeLabel | None = None,
+        assignee: FakeUser | None = None,
+    ) -> None:
+        issue.events.append(
+            FakeIssueEvent(
+                id=next(self._event_ids),
+                event=event,
+                actor=actor,
+                created_at=self._now(),
+                label=label,
+                assignee=assignee,
+            )
+        )
+
+    def _add_labels(
+        self, repo: FakeRepo, issue: FakeIssue, names: Iterable[str], actor: FakeUser | None = None
+    ) -> None:
         for name in names:
             if not issue.has_label(name):
-                issue.labels.append(self._ensure_label(repo, name))
+                label = self._ensure_label(repo, name)
+                issue.labels.append(label)
+                self._event(issue, "labeled", actor or self.bot, label=label)
+
+    def _remove_labels(
+        self, issue: FakeIssue, names: Iterable[str], actor: FakeUser | None = None
+    ) -> None:
+        wanted = {name.lower() for name in names}
+        for label in [lb for lb in issue.labels if lb.name.lower() in wanted]:
+            issue.labels.remove(label)
+            self._event(issue, "unlabeled", actor or self.bot, label=label)
 
     def _set_labels(self, repo: FakeRepo, issue: FakeIssue, names: Iterable[str]) -> None:
-        issue.labels = []
+        names = list(names)
+        keep = {name.lower() for name in names}
+        self._remove_labels(issue, [lb.name for lb in issue.labels if lb.name.lower() not in keep])
         self._add_labels(repo, issue, names)
+
+    def _set_assignees(self, issue: FakeIssue, users: list[FakeUser], actor: FakeUser) -> None:
+        before = {user.login.lower() for user in issue.assignees}
+        after = {user.login.lower() for user in users}
+        for user in issue.assignees:
+            if user.login.lower() not in after:
+                self._event(issue, "unassigned", actor, assignee=user)
+        for user in users:
+            if user.login.lower() not in before:
+                self._event(issue, "assigned", actor, assignee=user)
+                before.add(user.login.lower())
+        issue.assignees = list({user.login.lower(): user for user in users}.values())
 
     def _set_state(self, issue: FakeIssue, state: str, reason: str | None, actor: FakeUser) -> None:
         if state == "closed":
@@ -876,12 +954,14 @@ class FakeGitHub(LoopbackServer):
                 issue.closed_at = self._now()
                 issue.closed_by = actor
                 issue.state_reason = reason or "completed"
+                self._event(issue, "closed", actor)
             elif reason is not None:
                 issue.state_reason = reason
         elif issue.state != "open":
             issue.state = "open"
             issue.closed_at = None
             issue.state_reason = "reopened"
+            self._event(issue, "reopened", actor)
 
     def _new_issue(
         self,
@@ -891,6 +971,7 @@ class FakeGitHub(LoopbackServer):
         labels: list[str],
         assignees: list[FakeUser],
         author: FakeUser,
+        actor: FakeUser | None = None,
     ) -> FakeIssue:
         now = self._now()
         number = max(repo.issues, default=0) + 1
@@ -902,9 +983,9 @@ class FakeGitHub(LoopbackServer):
             user=author,
             created_at=now,
             updated_at=now,
-            assignees=assignees,
         )
-        self._add_labels(repo, issue, labels)
+        self._set_assignees(issue, assignees, actor or author)
+        self._add_labels(repo, issue, labels, actor or author)
         repo.issues[number] = issue
         return issue
 
@@ -1046,6 +1127,7 @@ class FakeGitHub(LoopbackServer):
         router = app.router
         router.add_get(self.prefix + "/user", self._get_user)
         if self.app_id is not None:
+            router.add_get(self.prefix + "/app", self._get_app)
             installation = self.prefix + r"/app/installations/{installation_id:\d+}"
             router.add_get(installation, self._get_installation)
             router.add_post(installation + "/access_tokens", self._mint_installation_token)
@@ -1069,6 +1151,7 @@ class FakeGitHub(LoopbackServer):
             router.add_delete(issue + "/labels", self._clear_issue_labels)
             router.add_delete(issue + "/labels/{name:.+}", self._remove_issue_label)
             router.add_get(issue + "/comments", self._list_comments)
+            router.add_get(issue + "/events", self._list_issue_events)
             router.add_post(issue + "/comments", self._create_comment)
             router.add_get(prefix + "/labels", self._list_labels)
             router.add_post(prefix + "/labels", self._create_label)
@@ -1120,7 +1203,8 @@ class FakeGitHub(LoopbackServer):
         self, request: web.Request, handler: Handler, bad_json: bool
     ) -> web.StreamResponse:
         try:
-            app_endpoint = request.path.startswith(f"{self.prefix}/app/")
+            app_path = request.path.removeprefix(self.prefix)
+            app_endpoint = app_path == "/app" or app_path.startswith("/app/")
             if not app_endpoint:
                 self._check_auth(request)  # the App endpoints check the App's JWT instead
             if self.limits is not None:
@@ -1483,6 +1567,27 @@ class FakeGitHub(LoopbackServer):
             "suspended_at": None,
         }
 
+    async def _get_app(self, request: web.Request) -> web.Response:
+        """``GET /app`` with the App's JWT: the App itself (its ``slug`` names its bot account,
+        ``<slug>[bot]``)."""
+        self._check_app_jwt(request)
+        slug = self.bot.login.removesuffix("[bot]")
+        owners = sorted({repo.owner for repo in self._repos.values()})
+        owner = self._user(owners[0] if owners else "acme", "Organization")
+        data: dict[str, Any] = {
+            "id": self.app_id,
+            "slug": slug,
+            "node_id": f"A_kwDO{self.app_id}",
+            "name": slug,
+            "owner": self._user_json(self._api(request), owner),
+            "html_url": f"{self.html_base}/apps/{slug}",
+            "permissions": {"issues": "write", "metadata": "read"},
+            "events": [],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+        }
+        return self._respond(request, data)
+
     async def _get_installation(self, request: web.Request) -> web.Response:
         self._check_app_jwt(request)
         installation_id = self._installation_for(request)
@@ -1595,7 +1700,7 @@ class FakeGitHub(LoopbackServer):
             if labels is not None:
                 self._set_labels(repo, issue, labels)
             if assignees is not None:
-                issue.assignees = assignees
+                self._set_assignees(issue, assignees, self.bot)
             if state is not None:
                 self._set_state(issue, state, reason, self.bot)
             elif reason is not None and issue.state == "closed":
@@ -1640,7 +1745,7 @@ class FakeGitHub(LoopbackServer):
     async def _clear_issue_labels(self, request: web.Request) -> web.Response:
         _, issue = self._issue_for(request)
         with self._touching(issue):
-            issue.labels = []
+            self._remove_labels(issue, [lb.name for lb in issue.labels])
         return web.Response(status=204)
 
     async def _remove_issue_label(self, request: web.Request) -> web.Response:
@@ -1653,7 +1758,7 @@ class FakeGitHub(LoopbackServer):
                 documentation_url="https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue",
             )
         with self._touching(issue):
-            issue.labels = [lb for lb in issue.labels if lb.name.lower() != name.lower()]
+            self._remove_labels(issue, [name])
         return self._issue_labels_response(request, repo, issue)
 
     # ---------------------------------------------------------------- handlers: comments
@@ -1666,6 +1771,35 @@ class FakeGitHub(LoopbackServer):
         api = self._api(request)
         return self._respond(
             request, [self._comment_json(api, repo, issue, c) for c in page], link=link
+        )
+
+    def _issue_event_json(
+        self, api: str, repo: FakeRepo, issue: FakeIssue, event: FakeIssueEvent
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": event.id,
+            "node_id": f"IE_kwDO{event.id}",
+            "url": f"{api}/repos/{repo.full_name}/issues/events/{event.id}",
+            "actor": self._user_json(api, event.actor),
+            "event": event.event,
+            "commit_id": None,
+            "commit_url": None,
+            "created_at": _iso(event.created_at),
+            "performed_via_github_app": None,
+        }
+        if event.label is not None:
+            data["label"] = {"name": event.label.name, "color": event.label.color}
+        if event.assignee is not None:
+            data["assignee"] = self._user_json(api, event.assignee)
+            data["assigner"] = self._user_json(api, event.actor)
+        return data
+
+    async def _list_issue_events(self, request: web.Request) -> web.Response:
+        repo, issue = self._issue_for(request)
+        page, link = self._paginate(request, repo, issue.events)
+        api = self._api(request)
+        return self._respond(
+            request, [self._issue_event_json(api, repo, issue, e) for e in page], link=link
         )
 
     async def _comment_body(self, request: web.Request) -> str:
