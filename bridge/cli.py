@@ -1,4 +1,5 @@
-"""``incident-bridge``: serve | check-config | simulate | rules export | rules generate."""
+"""``incident-bridge``: serve | check-config | simulate | rebuild | report | rules export |
+rules generate."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import structlog
@@ -29,6 +32,7 @@ from bridge.app import (
 )
 from bridge.clock import system_clock
 from bridge.config import Config, ConfigError, load_config
+from bridge.durations import parse_duration
 from bridge.engine import apply_notification
 from bridge.github import render
 from bridge.github.client import GitHubError
@@ -36,9 +40,11 @@ from bridge.identity import identity_key, identity_of
 from bridge.metrics import Metrics
 from bridge.promrules import KUBERNETES_RULE_FILE, generate, prometheus_rule, skipped
 from bridge.rebuild import RebuildReport, rebuild
+from bridge.report import build, targets_of
+from bridge.report_render import render as render_report
 from bridge.rules import Rules, RulesError, bundled_directory
-from bridge.store.base import StoreUnavailable
-from bridge.store.sqlite import StoreInUse
+from bridge.store.base import IncidentHistory, Store, StoreUnavailable
+from bridge.store.sqlite import SqliteStore, StoreInUse
 from bridge.web.services import SERVICES
 
 log = structlog.get_logger("bridge.cli")
@@ -347,6 +353,109 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 date (midnight UTC) or date and time (UTC unless it says otherwise)."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"not a date or time: {text!r} (e.g. 2026-11-01 or 2026-11-01T09:00:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def report_window(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime]:
+    """``--since`` (a duration back from the end, like ``30d``, or a date or time) and
+    ``--until`` (a date or time; default now) as a window; ValueError for anything else."""
+    end = parse_moment(until) if until else now
+    try:
+        start = end - parse_duration(since)
+    except OverflowError:
+        raise ValueError(f"--since: {since} reaches before the year 1") from None
+    except ValueError:
+        if not since[:1].isdigit() or len(since) < 10:
+            raise ValueError(
+                f"--since: {since!r} is neither a duration (30d, 12h) nor a date (2026-11-01)"
+            ) from None
+        start = parse_moment(since)
+    if start >= end:
+        raise ValueError(f"--since: {since} must be before the report's end, {end.isoformat()}")
+    return start, end
+
+
+def _report_store(config: Config) -> Store:
+    """The store opened beside a running ``serve``: SQLite without the process lock (the writer
+    stays serve's), PostgreSQL as usual."""
+    path = config.store.sqlite_path
+    if path is None:
+        return make_store(config, system_clock)
+    if not Path(path).exists():  # opening would create an empty database
+        raise FileNotFoundError(f"{path} does not exist: nothing to report on (store.url?)")
+    return SqliteStore(Path(path), clock=system_clock, exclusive=False)
+
+
+async def _histories(store: Store, since: datetime, until: datetime) -> list[IncidentHistory]:
+    await store.open()
+    try:
+        return await store.incidents_between(since, until)
+    finally:
+        await store.close()
+
+
+def _logs_to_stderr() -> None:
+    """The report may be the whole of stdout: log lines go to stderr instead."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(name)s %(message)s", force=True
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _logs_to_stderr()
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_INVALID
+    config, rules = loaded
+    try:
+        since, until = report_window(args.since, args.until, system_clock())
+    except ValueError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        store = _report_store(config)
+    except (StartupError, FileNotFoundError) as error:
+        print(f"store: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        histories = asyncio.run(_histories(store, since, until))
+    except StoreUnavailable as error:
+        print(f"store: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    report = build(histories, since, until, targets_of(rules))
+    text = render_report(report, args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            print(f"--output: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+            return EXIT_INVALID
+    else:
+        sys.stdout.write(text)
+    log.info(
+        "report",
+        since=since.isoformat(),
+        until=until.isoformat(),
+        incidents=report.incidents,
+        format=args.format,
+        output=args.output or "stdout",
+        store=config.store.display,
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="incident-bridge", description=__doc__)
     top.add_argument("--log-format", choices=["json", "console"], default="json")
@@ -375,6 +484,26 @@ def parser() -> argparse.ArgumentParser:
     rebuild_cmd.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
     rebuild_cmd.add_argument("--format", choices=["text", "json"], default="text")
     rebuild_cmd.set_defaults(func=cmd_rebuild)
+
+    report_cmd = sub.add_parser(
+        "report",
+        help="MTTD / MTTA / MTTR, SLA compliance, noisy groups and availability over a window",
+    )
+    report_cmd.add_argument("--config", help="YAML config file (or INCIDENT_BRIDGE_CONFIG)")
+    report_cmd.add_argument(
+        "--since",
+        default="30d",
+        help="the window's start: a duration back from its end (30d, 12h) or a date or time"
+        " (2026-11-01, 2026-11-01T09:00:00Z); default 30d",
+    )
+    report_cmd.add_argument(
+        "--until", help="the window's end: a date or time (default: now); UTC unless it says"
+    )
+    report_cmd.add_argument("--format", choices=["markdown", "html"], default="markdown")
+    report_cmd.add_argument(
+        "--output", metavar="FILE", help="write the report to FILE instead of stdout"
+    )
+    report_cmd.set_defaults(func=cmd_report)
 
     rules = sub.add_parser("rules", help="work with the rules directory")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)

@@ -13,12 +13,30 @@ from datetime import datetime
 from bridge.clock import Clock
 from bridge.engine import Decision, Policy, apply_notification
 from bridge.identity import IdentityMode, identity_key, identity_of
+from bridge.measures import observe
 from bridge.metrics import Metrics
 from bridge.model import EffectSpec, Incident, Notification
 from bridge.store.base import Store
 
 # A lifecycle step: the incident as stored (None: none under that key) and now → the decision.
 Step = Callable[[Incident | None, datetime], Decision]
+
+
+def observe_improvement(metrics: Metrics, decision: Decision) -> None:
+    """MTTD / MTTA / MTTR and incident time from a committed decision (bridge/measures.py)."""
+    seen = observe(decision)
+    if seen is None:
+        return
+    priority = str(seen.priority)
+    if seen.detect is not None:
+        metrics.time_to_detect.labels(priority=priority).observe(seen.detect)
+    if seen.acknowledge is not None:
+        metrics.time_to_acknowledge.labels(priority=priority).observe(seen.acknowledge)
+    if seen.resolve is not None:
+        metrics.time_to_resolve.labels(priority=priority).observe(seen.resolve)
+    if seen.incident_time is not None:
+        for service in seen.services:
+            metrics.count_incident_time(service, priority, seen.incident_time)
 
 
 class Ingestor:
@@ -53,6 +71,7 @@ class Ingestor:
             return decision
 
         decision = await self._store.ingest(key, identity, decide)
+        observe_improvement(self._metrics, decision)
         self._metrics.alerts.inc(len(notification.alerts))
         self._metrics.notifications.labels(outcome=decision.outcome).inc()
         opened = decision.incident if decision.outcome == "opened" else None
@@ -77,6 +96,7 @@ class Ingestor:
             return decision
 
         decision = await self._store.ingest(key, identity, decide)
+        observe_improvement(self._metrics, decision)
         if decision.effects:
             self._on_effects()
         return decision

@@ -30,6 +30,14 @@ GITHUB_OPERATIONS = (
 EFFECT_RESULTS = ("done", "retry", "failed")
 SLA_KINDS = ("response", "resolution")
 INGEST_OUTCOMES: tuple[str, ...] = get_args(NotificationOutcome)
+# MTTD / MTTA / MTTR (bridge/measures.py): buckets around the operations guide's targets —
+# 1 and 5 min (detect, P0 respond), 15 min (P1 respond), 1 h (P0 resolve), 4 h (P1), 24 h (P2).
+IMPROVEMENT_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
+# incident_bridge_incident_seconds_total{service}: services come from alert labels, so the
+# distinct values one process exports are capped; later ones are counted as OTHER_SERVICE.
+SERVICE_SERIES_LIMIT = 200
+OTHER_SERVICE = "other"
+
 
 
 class Metrics:
@@ -173,3 +181,48 @@ class Metrics:
             self.effect_seconds.labels(kind=kind)
             for result in EFFECT_RESULTS:
                 self.effects.labels(kind=kind, result=result)
+        # Continuous improvement (bridge/measures.py), observed from committed decisions.
+        self.time_to_detect = Histogram(
+            "incident_bridge_time_to_detect_seconds",
+            "Earliest alert startsAt to incident opened, by priority (the guide: MTTD < 5 min).",
+            ["priority"],
+            buckets=IMPROVEMENT_BUCKETS,
+            registry=r,
+        )
+        self.time_to_acknowledge = Histogram(
+            "incident_bridge_time_to_acknowledge_seconds",
+            "Incident opened to its first acknowledgement (a person or a silence), by priority.",
+            ["priority"],
+            buckets=IMPROVEMENT_BUCKETS,
+            registry=r,
+        )
+        self.time_to_resolve = Histogram(
+            "incident_bridge_time_to_resolve_seconds",
+            "Earliest alert startsAt to incident resolved, by priority, at every resolution"
+            " (the guide: MTTR < 1 h for P0, < 4 h for P1).",
+            ["priority"],
+            buckets=IMPROVEMENT_BUCKETS,
+            registry=r,
+        )
+        for priority in Priority:
+            for histogram in (self.time_to_detect, self.time_to_acknowledge, self.time_to_resolve):
+                histogram.labels(priority=str(priority))
+        self.incident_time = Counter(
+            "incident_bridge_incident_seconds",
+            "Incident time per affected service (its alerts' service label, else job, else"
+            " 'unknown') and priority, counted when an episode resolves: incident minutes x 60."
+            f" At most {SERVICE_SERIES_LIMIT} services per process, later ones as"
+            f" '{OTHER_SERVICE}'.",
+            ["service", "priority"],
+            registry=r,
+        )
+        self._services: set[str] = set()
+
+    def count_incident_time(self, service: str, priority: str, seconds: float) -> None:
+        """Add an episode's ``seconds`` to ``service``, within the cap on distinct services."""
+        if service not in self._services:
+            if len(self._services) >= SERVICE_SERIES_LIMIT:
+                service = OTHER_SERVICE
+            else:
+                self._services.add(service)
+        self.incident_time.labels(service=service, priority=priority).inc(seconds)

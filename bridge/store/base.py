@@ -332,3 +332,19 @@ class Store(Protocol):
 
     async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
         """The incident whose issue in ``repository`` is ``number`` (None for other issues)."""
+
+    # -- reports (bridge/report.py) ------------------------------------------------------------
+
+    async def incidents_between(self, since: datetime, until: datetime) -> list[IncidentHistory]:
+        """Every incident (kind ``incident``) that was open at some moment of [``since``,
+        ``until``) — opened before ``until`` and not resolved before ``since``; one resolved
+        later and reopened counts by its last resolution — with its whole timeline, oldest
+        event first; by id. One consistent read."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentHistory:
+    """An incident and its timeline events (oldest first), as a report reads them."""
+
+    incident: Incident
+    events: list[TimelineEvent]

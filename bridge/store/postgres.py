@@ -55,6 +55,7 @@ from bridge.store.base import (
     Decide,
     DueIncident,
     HeldNotice,
+    IncidentHistory,
     IncidentRow,
     IssueRecord,
     OutboxStats,
@@ -1208,6 +1209,40 @@ class PostgresStore:
         if row is None:
             return None
         return codec.incident_from_json(row["data"], row_id=row["id"], number=row["number"])
+
+    # -- reports ---------------------------------------------------------------------------
+
+    async def incidents_between(self, since: datetime, until: datetime) -> list[IncidentHistory]:
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await conn.fetch(_BETWEEN, until, since)
+            events: dict[int, list[TimelineEvent]] = {row["id"]: [] for row in rows}
+            for row in await conn.fetch(_BETWEEN_EVENTS, until, since):
+                events[row["incident_id"]].append(_event(row))
+        return [
+            IncidentHistory(
+                incident=codec.incident_from_json(
+                    row["data"], row_id=row["id"], number=row["number"]
+                ),
+                events=events[row["id"]],
+            )
+            for row in rows
+        ]
+
+
+# Incidents open at some moment of a window: opened before its end ($1), not resolved before its
+# start ($2). Open incidents have no resolved_at.
+_BETWEEN = (
+    "SELECT id, number, data FROM incidents WHERE kind = 'incident' AND opened_at < $1"
+    " AND (resolved_at IS NULL OR resolved_at >= $2) ORDER BY id"
+)
+_BETWEEN_EVENTS = (
+    "SELECT e.incident_id, e.seq, e.at, e.kind, e.text, e.data FROM events e"
+    " JOIN incidents i ON i.id = e.incident_id WHERE i.kind = 'incident' AND i.opened_at < $1"
+    " AND (i.resolved_at IS NULL OR i.resolved_at >= $2) ORDER BY e.incident_id, e.seq"
+)
 
 
 def _event(row: asyncpg.Record) -> TimelineEvent:

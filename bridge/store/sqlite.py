@@ -48,6 +48,7 @@ from bridge.store.base import (
     Decide,
     DueIncident,
     HeldNotice,
+    IncidentHistory,
     IncidentRow,
     IssueRecord,
     OutboxStats,
@@ -1342,3 +1343,41 @@ class SqliteStore:
             return codec.incident_from_json(row[2], row_id=row[0], number=row[1])
 
         return await self._read(read)
+
+    # -- reports ---------------------------------------------------------------------------
+
+    async def incidents_between(self, since: datetime, until: datetime) -> list[IncidentHistory]:
+        window = (codec.epoch(until), codec.epoch(since))
+
+        def read() -> list[IncidentHistory]:
+            conn = self._rconn()
+            conn.execute("BEGIN")  # one snapshot for the incidents and their events
+            try:
+                rows = conn.execute(_BETWEEN, window).fetchall()
+                events: dict[int, list[TimelineEvent]] = {row[0]: [] for row in rows}
+                for row in conn.execute(_BETWEEN_EVENTS, window):
+                    events[row[0]].append(codec.event_from_row(*row[1:]))
+            finally:
+                conn.execute("COMMIT")
+            return [
+                IncidentHistory(
+                    incident=codec.incident_from_json(data, row_id=row_id, number=number),
+                    events=events[row_id],
+                )
+                for row_id, number, data in rows
+            ]
+
+        return await self._read(read)
+
+
+# Incidents open at some moment of a window: opened before its end (?1), not resolved before its
+# start (?2). Open incidents have no resolved_at.
+_BETWEEN = (
+    "SELECT id, number, data FROM incidents WHERE kind = 'incident' AND opened_at < ?1"
+    " AND (resolved_at IS NULL OR resolved_at >= ?2) ORDER BY id"
+)
+_BETWEEN_EVENTS = (
+    "SELECT e.incident_id, e.seq, e.at, e.kind, e.text, e.data FROM events e"
+    " JOIN incidents i ON i.id = e.incident_id WHERE i.kind = 'incident' AND i.opened_at < ?1"
+    " AND (i.resolved_at IS NULL OR i.resolved_at >= ?2) ORDER BY e.incident_id, e.seq"
+)

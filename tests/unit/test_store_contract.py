@@ -1061,3 +1061,48 @@ async def test_an_incident_is_found_by_its_issue(store: AnyStore, clock: FakeClo
     assert found is not None and found.id == incident.id
     assert await store.incident_by_issue(REPO, 18) is None
     assert await store.incident_by_issue("other/repo", 17) is None
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+
+async def test_incidents_between_are_those_open_in_the_window_with_their_timelines(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """``incident-bridge report`` reads the incidents open at some moment of its window —
+    opened before its end, not resolved before its start — each with its whole timeline;
+    maintenance requests are no incidents."""
+    at = clock()  # 21:45; the alerts started at 21:00
+    first = await opened(store, clock, "g1")
+    await ingest(store, clock, resolved_note("g1"))  # resolved as of its alert's end, 21:05
+    clock.advance(timedelta(hours=1))
+    second = await opened(store, clock, "g2")  # 22:45, still open
+    await opened(store, clock, "m1", kind="maintenance")
+    assert first.id is not None
+    assert second.id is not None
+    resolved = await store.load_incident(first.id)
+    assert resolved is not None
+    assert resolved.resolved_at == at - timedelta(minutes=40)
+
+    async def between(since: datetime, until: datetime) -> list[int | None]:
+        return [h.incident.id for h in await store.incidents_between(since, until)]
+
+    both = await store.incidents_between(resolved.resolved_at, at + timedelta(hours=2))
+    assert [h.incident for h in both] == [resolved, await store.load_incident(second.id)]
+    assert [h.events for h in both] == [
+        await store.load_events(first.id, 100),
+        await store.load_events(second.id, 100),
+    ]
+    assert [e.kind for e in both[0].events] == [
+        "alert_firing",
+        "opened",
+        "alert_resolved",
+        "resolved",
+    ]
+    # Resolved a second before the window: not in it.
+    after = resolved.resolved_at + timedelta(seconds=1)
+    assert await between(after, at + timedelta(hours=2)) == [second.id]
+    # Opened at the window's end: not in it.
+    assert await between(at - timedelta(hours=2), at + timedelta(hours=1)) == [first.id]
+    assert await between(at + timedelta(hours=2), at + timedelta(hours=3)) == [second.id]
+    assert await between(at - timedelta(days=2), at - timedelta(days=1)) == []
