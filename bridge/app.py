@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from bridge import classify, deadlines, sla
+from bridge.alertmanager_api import AlertmanagerClient
 from bridge.clock import Clock, system_clock
 from bridge.config import Config
 from bridge.engine import Policy
@@ -47,6 +48,7 @@ from bridge.notify.runner import NotifyRunner, Throttle
 from bridge.notify.slack import SlackNotifier
 from bridge.notify.sms import SmsNotifier
 from bridge.outbox import Gate, Outbox
+from bridge.reconcile import Reconciler
 from bridge.retention import Retention
 from bridge.rules import Rules
 from bridge.scheduler import Scheduler, Tick, TimerStep
@@ -69,6 +71,9 @@ NOTIFY_LANES = web.AppKey("notify_lanes", list[Outbox])
 OUTBOX = web.AppKey("outbox", Outbox)
 # The timer loop; tests with ``run_outbox=False`` fire due timers with ``run_once()``.
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+# Reconciliation with Alertmanager, set when ``alertmanager`` is configured; tests with
+# ``run_outbox=False`` run its rounds with ``run_once()``.
+RECONCILER = web.AppKey("reconciler", Reconciler)
 
 _SHUTDOWN_DRAIN_SECONDS = 7.0
 
@@ -296,6 +301,25 @@ def _writer_gate(store: Store, clock: Clock, lease: timedelta) -> Gate:
     return gate
 
 
+def _reconcile_ctx(
+    reconciler: Reconciler, run: bool
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Rounds against Alertmanager while serving; stopped before the store closes."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(reconciler.run_forever()) if run else None
+        yield
+        reconciler.stop()
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, _SHUTDOWN_DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("reconcile_stop_timeout")
+        await reconciler.close()
+
+    return ctx
+
+
 def create_app(
     config: Config,
     *,
@@ -382,6 +406,22 @@ def create_app(
     scheduler = app[SCHEDULER] = Scheduler(
         store, ingestor, clock, timer_steps(config, rules), ticks, metrics=metrics
     )
+    reconciler: Reconciler | None = None
+    if config.alertmanager is not None:
+        peers = config.alertmanager
+        reconciler = app[RECONCILER] = Reconciler(
+            AlertmanagerClient(peers.urls, peers.timeout),
+            store,
+            ingestor,
+            clock,
+            metrics,
+            group_wait=peers.group_wait,
+            interval=peers.interval,
+            identity_mode=config.identity,
+            heartbeat_alertname=config.heartbeat.alertname,
+            flapping=policy.flapping,
+            is_writer=lambda: outbox.is_writer,  # one replica asks the peers
+        )
     app[TRACKER] = the_tracker
     app[OUTBOX] = outbox
     app[NOTIFY_LANES] = lanes
@@ -449,6 +489,8 @@ def create_app(
     app.cleanup_ctx.append(notify_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
+    if reconciler is not None:
+        app.cleanup_ctx.append(_reconcile_ctx(reconciler, run_outbox))
     app.router.add_post("/api/v1/alerts", alerts.receive_alerts)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/healthz", health.healthz)

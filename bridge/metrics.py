@@ -28,6 +28,8 @@ GITHUB_OPERATIONS = (
     "list_comments",
 )
 EFFECT_RESULTS = ("done", "retry", "failed")
+RECONCILE_RESULTS = ("ok", "partial", "failed")
+RECONCILE_ACTIONS = ("resolved", "silenced", "unsilenced", "opened")
 SLA_KINDS = ("response", "resolution")
 INGEST_OUTCOMES: tuple[str, ...] = get_args(NotificationOutcome)
 # MTTD / MTTA / MTTR (bridge/measures.py): buckets around the operations guide's targets —
@@ -37,7 +39,6 @@ IMPROVEMENT_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
 # distinct values one process exports are capped; later ones are counted as OTHER_SERVICE.
 SERVICE_SERIES_LIMIT = 200
 OTHER_SERVICE = "other"
-
 
 
 class Metrics:
@@ -170,6 +171,35 @@ class Metrics:
         )
         for kind in ("events", "effects"):
             self.pruned.labels(kind=kind)
+        # Reconciliation with Alertmanager (bridge/reconcile.py), on the GitHub writer only.
+        self.reconcile_missed_groups = Gauge(
+            "incident_bridge_reconcile_missed_groups",
+            "Active Alertmanager groups older than group_wait with no open incident, at the"
+            " last reconciliation (lost webhooks).",
+            registry=r,
+        )
+        self.reconcile_runs = Counter(
+            "incident_bridge_reconcile_runs",
+            "Reconciliation rounds, by result: ok (every peer answered), partial, failed.",
+            ["result"],
+            registry=r,
+        )
+        self.reconcile_peer_errors = Counter(
+            "incident_bridge_reconcile_peer_errors",
+            "Alertmanager peers that did not answer a reconciliation round.",
+            registry=r,
+        )
+        self.reconcile_actions = Counter(
+            "incident_bridge_reconcile_actions",
+            "What reconciliation changed: incidents resolved, silenced, unsilenced, missed"
+            " groups opened.",
+            ["action"],
+            registry=r,
+        )
+        for result in RECONCILE_RESULTS:
+            self.reconcile_runs.labels(result=result)
+        for action in RECONCILE_ACTIONS:
+            self.reconcile_actions.labels(action=action)
         for code in WEBHOOK_CODES:
             self.webhooks.labels(code=code)
         for outcome in INGEST_OUTCOMES:

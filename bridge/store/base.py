@@ -341,6 +341,10 @@ class Store(Protocol):
         later and reopened counts by its last resolution — with its whole timeline, oldest
         event first; by id. One consistent read."""
 
+    async def open_incidents(self, after_id: int, limit: int) -> list[Incident]:
+        """Open incidents of every kind with an id above ``after_id``, by id, at most ``limit``:
+        a page (reconciliation walks them all, ``after_id`` the last id of the previous page)."""
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentHistory:

@@ -1231,6 +1231,19 @@ class PostgresStore:
             for row in rows
         ]
 
+    async def open_incidents(self, after_id: int, limit: int) -> list[Incident]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id, number, data FROM incidents WHERE state = 'open' AND id > $1"
+                " ORDER BY id LIMIT $2",
+                after_id,
+                limit,
+            )
+        return [
+            codec.incident_from_json(row["data"], row_id=row["id"], number=row["number"])
+            for row in rows
+        ]
+
 
 # Incidents open at some moment of a window: opened before its end ($1), not resolved before its
 # start ($2). Open incidents have no resolved_at.

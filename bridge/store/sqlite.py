@@ -1369,6 +1369,17 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def open_incidents(self, after_id: int, limit: int) -> list[Incident]:
+        def read() -> list[Incident]:
+            rows = self._rows(
+                "SELECT id, number, data FROM incidents WHERE state = 'open' AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (after_id, limit),
+            )
+            return [codec.incident_from_json(d, row_id=i, number=n) for i, n, d in rows]
+
+        return await self._read(read)
+
 
 # Incidents open at some moment of a window: opened before its end (?1), not resolved before its
 # start (?2). Open incidents have no resolved_at.

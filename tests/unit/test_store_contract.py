@@ -1007,7 +1007,9 @@ async def test_an_open_incidents_next_timer_is_found_by_due_at(
     time comes, earliest first, and an acknowledged incident with nothing else pending has none."""
     decision = await ingest(store, clock, note(alert()))
     incident = decision.incident
-    assert incident is not None and incident.id is not None and incident.respond_by is not None
+    assert incident is not None
+    assert incident.id is not None
+    assert incident.respond_by is not None
     assert await store.next_timer() == incident.due_at == incident.respond_by
     assert await store.due_incidents(incident.respond_by - timedelta(seconds=1), 10) == []
     (due,) = await store.due_incidents(incident.respond_by, 10)
@@ -1053,12 +1055,14 @@ async def test_a_github_delivery_is_first_only_once(store: AnyStore, clock: Fake
 async def test_an_incident_is_found_by_its_issue(store: AnyStore, clock: FakeClock) -> None:
     """GitHub events name an issue; the store maps it back to its incident."""
     incident = (await ingest(store, clock, note(alert()))).incident
-    assert incident is not None and incident.id is not None
+    assert incident is not None
+    assert incident.id is not None
     await store.save_issue_record(
         IssueRecord(incident.id, REPO, 17, "https://x/17", "t", "b", "r", {"incident"})
     )
     found = await store.incident_by_issue(REPO, 17)
-    assert found is not None and found.id == incident.id
+    assert found is not None
+    assert found.id == incident.id
     assert await store.incident_by_issue(REPO, 18) is None
     assert await store.incident_by_issue("other/repo", 17) is None
 
@@ -1106,3 +1110,22 @@ async def test_incidents_between_are_those_open_in_the_window_with_their_timelin
     assert await between(at - timedelta(hours=2), at + timedelta(hours=1)) == [first.id]
     assert await between(at + timedelta(hours=2), at + timedelta(hours=3)) == [second.id]
     assert await between(at - timedelta(days=2), at - timedelta(days=1)) == []
+
+
+async def test_open_incidents_are_paged_by_id(store: AnyStore, clock: FakeClock) -> None:
+    """Reconciliation walks every open incident a page at a time: by id, after the last one
+    seen; resolved incidents are not listed."""
+    first = await opened(store, clock, "g1")
+    second = await opened(store, clock, "g2")
+    third = await opened(store, clock, "g3")
+    await ingest(store, clock, resolved_note("g2"))
+    assert first.id is not None
+    assert third.id is not None
+
+    page = await store.open_incidents(0, 1)
+    assert [i.id for i in page] == [first.id]
+    assert page[0] == await store.load_incident(first.id)
+    assert [i.id for i in await store.open_incidents(first.id, 10)] == [third.id]
+    assert [i.display_id for i in await store.open_incidents(0, 10)] == ["INC-001", "INC-003"]
+    assert await store.open_incidents(third.id, 10) == []
+    assert second.id not in {i.id for i in await store.open_incidents(0, 10)}
