@@ -14,6 +14,7 @@ import os
 import secrets
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -44,6 +45,25 @@ def payload(name: str) -> dict[str, Any]:
     """A fresh copy of a captured payload (tests may change it)."""
     data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
     return copy.deepcopy(data)
+
+
+# The captured payloads' alerts started on 2026-11-26 around 21:20 UTC. A bridge on the real
+# clock counts resolution deadlines from that startsAt, long passed: its SLA timer would comment
+# and label. Sent as Alertmanager would send them now, they do not.
+_CAPTURED_AT = datetime(2026, 11, 26, 21, 45, tzinfo=UTC)
+
+
+def current_payload(name: str) -> dict[str, Any]:
+    """The captured payload ``name`` with its alerts' times moved to today (one shift for all,
+    so a resolution still matches its firing episode): for tests on the real clock."""
+    body = payload(name)
+    shift = datetime.now(UTC) - _CAPTURED_AT
+    for alert in body["alerts"]:
+        for key in ("startsAt", "endsAt"):
+            moment = datetime.fromisoformat(alert[key])
+            if moment.year > 1:  # 0001-01-01: not set
+                alert[key] = (moment + shift).isoformat()
+    return body
 
 
 def write_config(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config:

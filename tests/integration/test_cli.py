@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from support import FIXTURES
+from support import FIXTURES, current_payload
 
 BRIDGE = [sys.executable, "-m", "bridge"]
 
@@ -166,7 +166,9 @@ def test_zero_config_serve_runs_dry_and_stops_cleanly(
 ) -> None:
     """No config: dry-run on 127.0.0.1:9095 with ./incident-bridge.db; SIGTERM: exit 0 in 10 s."""
     base = "http://127.0.0.1:9095"
-    body = (FIXTURES / "13_critical_list_service_unavailable.json").read_bytes()
+    # Today's times: on the real clock, the capture's startsAt would make the resolution
+    # deadline already missed, and the SLA timer could label the issue before it is created.
+    body = json.dumps(current_payload("13_critical_list_service_unavailable.json")).encode()
     status, answer = _post(f"{base}/api/v1/alerts", body)
     assert status == 200
     assert json.loads(answer)["priority"] == "P0"

@@ -9,7 +9,6 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import aiohttp
 import pytest
 
 from fakes.github import FakeGitHub
-from support import REPO, TOKEN, payload
+from support import REPO, TOKEN, current_payload
 
 
 def free_port() -> int:
@@ -102,24 +101,6 @@ async def eventually(check: Callable[[], Any], what: str, within: float = 20) ->
     pytest.fail(f"timed out waiting until {what}")
 
 
-# The captured payloads' alerts started on 2026-11-26 around 21:20 UTC. The bridge runs on the
-# real clock here, and a resolution deadline counted from that startsAt has long passed: its SLA
-# timer would comment on the issue. Sent as Alertmanager would send them now, they do not.
-_SHIFT = datetime.now(UTC) - datetime(2026, 11, 26, 21, 45, tzinfo=UTC)
-
-
-def current(name: str) -> dict[str, Any]:
-    """The captured payload ``name`` with its alerts' times moved to today (one shift for all,
-    so a resolution still matches its firing episode)."""
-    body = payload(name)
-    for alert in body["alerts"]:
-        for key in ("startsAt", "endsAt"):
-            moment = datetime.fromisoformat(alert[key])
-            if moment.year > 1:  # 0001-01-01: not set
-                alert[key] = (moment + _SHIFT).isoformat()
-    return body
-
-
 @pytest.fixture
 async def bridge(tmp_path: Path, github: FakeGitHub) -> AsyncIterator[BridgeProcess]:
     process = BridgeProcess(tmp_path, github)
@@ -134,7 +115,7 @@ async def test_sigkill_between_create_and_commit_makes_one_issue(
     bridge finds the issue by its marker and adopts it instead of creating a second one."""
     github.inject("POST", r"/issues$", 0, apply_first=True, delay=30)
     await bridge.start()
-    assert await bridge.post(current("01_firing_single.json")) == 200
+    assert await bridge.post(current_payload("01_firing_single.json")) == 200
     await eventually(lambda: github.issues(REPO), "GitHub has applied the create")
     await bridge.kill()
 
@@ -149,7 +130,7 @@ async def test_sigkill_between_create_and_commit_makes_one_issue(
     assert len(github.issues(REPO)) == 1
     assert len(github.calls("POST", "/issues")) == 1
 
-    assert await bridge.post(current("03_resolved_single.json")) == 200
+    assert await bridge.post(current_payload("03_resolved_single.json")) == 200
     await eventually(lambda: github.issue(REPO, 1).state == "closed", "the issue is closed")
     assert len(github.issues(REPO)) == 1
     assert len(github.comments(REPO, 1)) == 1
@@ -161,7 +142,10 @@ async def test_sigkill_after_the_200_loses_nothing(
     """A 200 is a promise: the bridge killed before it could tell GitHub still tells it later."""
     github.down = True
     await bridge.start()
-    for body in (current("01_firing_single.json"), current("04_group_of_3_firing.json")):
+    for body in (
+        current_payload("01_firing_single.json"),
+        current_payload("04_group_of_3_firing.json"),
+    ):
         assert await bridge.post(body) == 200
     await bridge.kill()
     github.down = False
@@ -178,7 +162,7 @@ async def test_sigterm_with_github_slow_exits_within_10_seconds(
     unfinished effect is done after the next start (once, thanks to the marker)."""
     github.inject("POST", r"/issues$", 0, apply_first=True, delay=30)
     await bridge.start()
-    assert await bridge.post(current("13_critical_list_service_unavailable.json")) == 200
+    assert await bridge.post(current_payload("13_critical_list_service_unavailable.json")) == 200
     await eventually(lambda: github.issues(REPO), "the create is in flight")
     assert bridge.process is not None
     started = time.monotonic()
