@@ -110,6 +110,20 @@ def bundle_payload(recipient: str, name: str) -> dict[str, Any]:
     return {"to": recipient, "name": name, "bundle": True}
 
 
+# The payload key marking a message that was still failing at its deadline and whose person
+# was told on their next channel then (``Store.retry_effect`` with a fallback): never again.
+LATE = "late"
+
+
+def recipient_of(kind: str, payload: dict[str, Any]) -> str:
+    """Whom an effect's message is for (its outbox ``recipient``): the address or number of an
+    email or a text, '' for GitHub and Slack. An incident's effects run in order per lane and
+    recipient."""
+    if kind in ("notify.email", "notify.sms"):
+        return str(payload.get("to") or "")
+    return ""
+
+
 Decide = Callable[[Incident | None], Decision]
 
 
@@ -127,14 +141,26 @@ class DueIncident:
 def failure_text(kind: str, error: str, fallback: Sequence[EffectSpec]) -> str:
     """The timeline line of a permanently failed effect, naming who is told instead (by name:
     the timeline is shown in the issue, addresses and numbers never are)."""
-    text = f"{kind} failed permanently: {error[:200]}"
-    if fallback:
-        instead = ", ".join(
-            f"{spec.kind.removeprefix('notify.')} to {spec.payload.get('name') or 'someone'}"
-            for spec in fallback
-        )
-        text += f"; told instead: {instead}"
-    return text
+    return f"{kind} failed permanently: {error[:200]}{_told_instead(fallback)}"
+
+
+def late_text(kind: str, error: str, fallback: Sequence[EffectSpec]) -> str:
+    """The timeline line of a message still failing (and still retried) at its response
+    deadline, naming who is told instead, by name only, as :func:`failure_text`."""
+    told = _told_instead(fallback) or "; nobody else to tell"
+    return f"{kind} still failing at the response deadline, retrying: {error[:200]}{told}"
+
+
+def _told_instead(fallback: Sequence[EffectSpec]) -> str:
+    if not fallback:
+        return ""
+    instead = ", ".join(
+        f"{spec.kind.removeprefix('notify.')}"
+        f"{' summary' if spec.payload.get('bundle') else ''}"
+        f" to {spec.payload.get('name') or 'someone'}"
+        for spec in fallback
+    )
+    return f"; told instead: {instead}"
 
 
 class Store(Protocol):
@@ -156,14 +182,27 @@ class Store(Protocol):
         self, now: datetime, limit: int, lease: timedelta, lane: str = "github"
     ) -> list[ClaimedEffect]:
         """Due effects of ``lane`` (``github``, or a notification channel), at most one per
-        incident and lane (its oldest unfinished), claimed for ``lease``. Lanes never wait on
-        each other: a channel that is down holds up only its own effects."""
+        incident, lane and recipient (its oldest unfinished), claimed for ``lease``. Lanes
+        never wait on each other: a channel that is down holds up only its own effects, and one
+        person's failing mailbox only their own messages. Storm control's bundles stand apart:
+        they neither wait for nor hold back the messages of the incident they are queued on."""
 
     async def finish_effect(self, effect: ClaimedEffect, now: datetime) -> bool: ...
 
     async def retry_effect(
-        self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
-    ) -> bool: ...
+        self,
+        effect: ClaimedEffect,
+        at: datetime,
+        error: str,
+        *,
+        outcome_unknown: bool,
+        fallback: Sequence[EffectSpec] | None = None,
+    ) -> bool:
+        """Back to pending, due at ``at``. With ``fallback`` (a message still failing at its
+        response deadline): in the same transaction, once per effect, its payload is marked
+        ``LATE``, ``fallback`` is queued and the incident's timeline says who is told instead
+        (``late_text``); the effect itself keeps being retried. An effect already marked is
+        only retried."""
 
     async def fail_effect(
         self,
@@ -173,7 +212,10 @@ class Store(Protocol):
         fallback: Sequence[EffectSpec] = (),
     ) -> bool:
         """Mark permanently failed and record it in the incident's timeline; in the same
-        transaction, queue ``fallback`` (a notification on the person's next channel)."""
+        transaction, queue ``fallback`` (a notification on the person's next channel). A
+        bundle's fallback (a spec with ``bundle``) takes over what the failed bundle held: it
+        joins the person's pending bundle on that channel, or is added as a new one; whatever
+        a failed bundle held and no fallback took is forgotten (the timeline has the failure)."""
 
     async def next_due(self, lane: str = "github") -> datetime | None:
         """When the next pending effect is due (None when nothing is pending). A backend

@@ -50,6 +50,7 @@ from bridge.model import (
 )
 from bridge.store import codec
 from bridge.store.base import (
+    LATE,
     BundleSlot,
     ClaimedEffect,
     Decide,
@@ -64,6 +65,8 @@ from bridge.store.base import (
     Storm,
     bundle_payload,
     failure_text,
+    late_text,
+    recipient_of,
 )
 from bridge.store.postgres_schema import MIGRATIONS, MIGRATIONS_TABLE
 
@@ -225,13 +228,14 @@ async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now:
             payload["event_seq"] = effect.event_seq
         await conn.execute(
             "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
-            " urgent, lane) VALUES ($1, $2, $3, 'pending', $4, $4, $5, $6)",
+            " urgent, lane, recipient) VALUES ($1, $2, $3, 'pending', $4, $4, $5, $6, $7)",
             incident_id,
             effect.kind,
             codec.dumps(payload),
             now,
             urgent,
             lane_of(effect.kind),
+            recipient_of(effect.kind, payload),
         )
     if urgent and not decision.is_new:
         # Raised to P0/P1: what the incident already has queued goes first too.
@@ -240,6 +244,84 @@ async def _insert_effects(conn: Conn, incident_id: int, decision: Decision, now:
             " ('pending', 'running') AND NOT urgent",
             incident_id,
         )
+
+
+async def _record_failure(
+    conn: Conn,
+    effect: ClaimedEffect,
+    now: datetime,
+    text: str,
+    fallback: Sequence[EffectSpec],
+    *,
+    late: bool,
+) -> None:
+    """The timeline line of a failing effect and, in the same transaction, its fallback: the
+    message on the person's next channel, or a bundle taking over what a failed one held. The
+    caller holds the incident's key lock."""
+    row = await conn.fetchrow(
+        "SELECT number, data FROM incidents WHERE id = $1", effect.incident_id
+    )
+    assert row is not None  # incidents are never deleted, and the caller holds its key lock
+    incident = codec.incident_from_json(
+        row["data"], row_id=effect.incident_id, number=row["number"]
+    )
+    incident.event_seq += 1
+    data: dict[str, Any] = {"effect": effect.kind, "effect_id": effect.id}
+    if late:
+        data["late"] = True
+    event = TimelineEvent(
+        seq=incident.event_seq, at=now, kind="effect_failed", text=text, data=data
+    )
+    await _save_incident(conn, incident, now, new=False)
+    await _insert_events(conn, effect.incident_id, [event])
+    messages = [spec for spec in fallback if not spec.payload.get("bundle")]
+    if messages:
+        queued = Decision(outcome="updated", incident=incident, effects=messages)
+        await _insert_effects(conn, effect.incident_id, queued, now)
+    for spec in fallback:
+        if spec.payload.get("bundle"):
+            await _take_over_bundle(conn, effect, spec, now)
+
+
+async def _take_over_bundle(
+    conn: Conn, failed: ClaimedEffect, spec: EffectSpec, now: datetime
+) -> None:
+    """What the failed bundle held moves to the person's bundle on ``spec``'s channel: their
+    pending one, else a new one due now (its window decides when it goes)."""
+    if not await conn.fetchval("SELECT 1 FROM notify_held WHERE bundle_id = $1 LIMIT 1", failed.id):
+        return
+    channel = lane_of(spec.kind)
+    recipient = str(spec.payload["to"])
+    # That person's slots and bundle serialize on their advisory key lock (after the
+    # incident's: nothing takes the two the other way round).
+    await _lock_key(conn, f"notify:{channel}:{recipient}")
+    bundle_id = await conn.fetchval(
+        "SELECT o.id FROM notify_held h JOIN outbox o ON o.id = h.bundle_id"
+        " WHERE h.channel = $1 AND h.recipient = $2 AND o.state = 'pending'"
+        " LIMIT 1 FOR UPDATE OF o",
+        channel,
+        recipient,
+    )
+    if bundle_id is None:
+        bundle_id = await conn.fetchval(
+            "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+            " next_attempt_at, urgent, lane, bundle, recipient) VALUES ($1, $2, $3, 'pending',"
+            " $4, $4, $5, $6, true, $7) RETURNING id",
+            failed.incident_id,
+            spec.kind,
+            codec.dumps(spec.payload),
+            now,
+            failed.urgent,
+            channel,
+            recipient,
+        )
+    await conn.execute(
+        "UPDATE notify_held SET bundle_id = $1, channel = $2, recipient = $3 WHERE bundle_id = $4",
+        bundle_id,
+        channel,
+        recipient,
+        failed.id,
+    )
 
 
 # Storm membership changes (joining, ending a storm) serialize on this advisory key lock.
@@ -275,15 +357,20 @@ async def _queue_storm(conn: Conn, storm_id: int, not_before: datetime, now: dat
 # the two would sort every candidate). SKIP LOCKED: rows another replica is claiming (or an
 # ingest is coalescing into) are left to it; a row claimed meanwhile is re-checked against the
 # WHERE clause once locked and dropped, since it is then running with a lease in the future.
-# The two differ only in their first WHERE line and their ORDER BY.
+# The two differ only in their first WHERE line and their ORDER BY. The order is per incident,
+# lane and recipient (one person's failing mailbox holds back only their own messages); storm
+# control's bundles
+# (``bundle``) stand apart from the order: they tell a person about several incidents, so they
+# neither wait for nor hold back the messages of the incident they were queued on.
 _CLAIM = """
 WITH picked AS (
     SELECT o.id FROM outbox o
     WHERE {which}
       AND o.lane = $4
-      AND o.id = (SELECT min(p.id) FROM outbox p
-                  WHERE p.incident_id = o.incident_id AND p.lane = o.lane
-                    AND p.state IN ('pending', 'running'))
+      AND (o.bundle OR o.id = (SELECT min(p.id) FROM outbox p
+                               WHERE p.incident_id = o.incident_id AND p.lane = o.lane
+                                 AND p.recipient = o.recipient AND NOT p.bundle
+                                 AND p.state IN ('pending', 'running')))
     ORDER BY {order}
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
@@ -500,20 +587,44 @@ class PostgresStore:
         return done is not None
 
     async def retry_effect(
-        self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
+        self,
+        effect: ClaimedEffect,
+        at: datetime,
+        error: str,
+        *,
+        outcome_unknown: bool,
+        fallback: Sequence[EffectSpec] | None = None,
     ) -> bool:
-        async with self._connection() as conn:
+        retry = (
+            "UPDATE outbox SET state = 'pending', next_attempt_at = $1, last_error = $2,"
+            " attempts = attempts + 1, outcome_unknown = $3, lease_until = NULL,"
+            " payload = coalesce($6, payload)"
+            " WHERE id = $4 AND claim = $5 AND state = 'running' RETURNING id"
+        )
+        if fallback is None or effect.payload.get(LATE):
+            async with self._connection() as conn:
+                done = await conn.fetchval(
+                    retry, at, error[:2000], outcome_unknown, effect.id, effect.claim, None
+                )
+            return done is not None
+        # Still failing at its deadline: retried, marked, and its person told on their next
+        # channel, in one transaction. Only the claim's holder writes the row, so the claimed
+        # payload is the stored one.
+        marked = codec.dumps({**effect.payload, LATE: True})
+        now = self._clock()
+        async with self._transaction() as conn:
+            key = await conn.fetchval("SELECT key FROM incidents WHERE id = $1", effect.incident_id)
+            if key is None:
+                return False
+            await _lock_key(conn, key)  # the timeline changes: the same lock as ingest
             done = await conn.fetchval(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = $1, last_error = $2,"
-                " attempts = attempts + 1, outcome_unknown = $3, lease_until = NULL"
-                " WHERE id = $4 AND claim = $5 AND state = 'running' RETURNING id",
-                at,
-                error[:2000],
-                outcome_unknown,
-                effect.id,
-                effect.claim,
+                retry, at, error[:2000], outcome_unknown, effect.id, effect.claim, marked
             )
-        return done is not None
+            if done is None:
+                return False
+            text = late_text(effect.kind, error, fallback)
+            await _record_failure(conn, effect, now, text, fallback, late=True)
+            return True
 
     async def fail_effect(
         self,
@@ -539,26 +650,10 @@ class PostgresStore:
             )
             if failed is None:
                 return False
-            row = await conn.fetchrow(
-                "SELECT number, data FROM incidents WHERE id = $1", effect.incident_id
-            )
-            assert row is not None  # incidents are never deleted, and we hold its key lock
-            incident = codec.incident_from_json(
-                row["data"], row_id=effect.incident_id, number=row["number"]
-            )
-            incident.event_seq += 1
-            event = TimelineEvent(
-                seq=incident.event_seq,
-                at=now,
-                kind="effect_failed",
-                text=failure_text(effect.kind, error, fallback),
-                data={"effect": effect.kind, "effect_id": effect.id},
-            )
-            await _save_incident(conn, incident, now, new=False)
-            await _insert_events(conn, effect.incident_id, [event])
-            if fallback:
-                queued = Decision(outcome="updated", incident=incident, effects=list(fallback))
-                await _insert_effects(conn, effect.incident_id, queued, now)
+            text = failure_text(effect.kind, error, fallback)
+            await _record_failure(conn, effect, now, text, fallback, late=False)
+            # What a failed bundle held and no fallback took over is not told by it any more.
+            await conn.execute("DELETE FROM notify_held WHERE bundle_id = $1", effect.id)
             return True
 
     async def next_due(self, lane: str = "github") -> datetime | None:
@@ -568,9 +663,10 @@ class PostgresStore:
         async with self._connection() as conn:
             due: datetime | None = await conn.fetchval(
                 "SELECT o.next_attempt_at FROM outbox o WHERE o.state = 'pending'"
-                " AND o.lane = $1 AND NOT EXISTS (SELECT 1 FROM outbox p"
+                " AND o.lane = $1 AND (o.bundle OR NOT EXISTS (SELECT 1 FROM outbox p"
                 " WHERE p.incident_id = o.incident_id AND p.lane = o.lane"
-                " AND p.state IN ('pending', 'running') AND p.id < o.id)"
+                " AND p.recipient = o.recipient AND NOT p.bundle"
+                " AND p.state IN ('pending', 'running') AND p.id < o.id))"
                 " ORDER BY o.next_attempt_at, o.id LIMIT 1",
                 lane,
             )
@@ -1065,8 +1161,8 @@ class PostgresStore:
                 payload = bundle_payload(recipient, str(effect.payload.get("name", "")))
                 bundle_id = await conn.fetchval(
                     "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
-                    " next_attempt_at, urgent, lane) VALUES ($1, $2, $3, 'pending', $4, $5,"
-                    " $6, $7) RETURNING id",
+                    " next_attempt_at, urgent, lane, bundle, recipient) VALUES ($1, $2, $3,"
+                    " 'pending', $4, $5, $6, $7, true, $8) RETURNING id",
                     effect.incident_id,
                     f"notify.{channel}",
                     codec.dumps(payload),
@@ -1074,6 +1170,7 @@ class PostgresStore:
                     now if row["n"] < limit else max(now, row["oldest"] + per),
                     effect.urgent,
                     channel,
+                    recipient,
                 )
             await conn.execute(
                 "INSERT INTO notify_held (effect_id, channel, recipient, incident_id, event_seq,"

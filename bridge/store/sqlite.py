@@ -43,6 +43,7 @@ from bridge.model import (
 )
 from bridge.store import codec
 from bridge.store.base import (
+    LATE,
     BundleSlot,
     ClaimedEffect,
     Decide,
@@ -57,6 +58,8 @@ from bridge.store.base import (
     Storm,
     bundle_payload,
     failure_text,
+    late_text,
+    recipient_of,
 )
 from bridge.store.sqlite_schema import MIGRATIONS
 
@@ -193,10 +196,14 @@ _CLAIM_HEAD = (
     " o.outcome_unknown, o.state, i.kind, i.number, o.urgent FROM outbox o"
     " JOIN incidents i ON i.id = o.incident_id WHERE "
 )
+# An incident's effects run in its order, one at a time per lane and recipient (one person's
+# failing mailbox holds back only their own messages); storm control's bundles
+# (``bundle``) stand apart: they tell a person about several incidents, so they neither wait
+# for nor hold back the messages of the incident they were queued on.
 _CLAIM_OLDEST = (
-    " AND o.lane = ? AND o.id = (SELECT MIN(p.id) FROM outbox p"
-    " WHERE p.incident_id = o.incident_id AND p.lane = o.lane"
-    " AND p.state IN ('pending', 'running'))"
+    " AND o.lane = ? AND (o.bundle = 1 OR o.id = (SELECT MIN(p.id) FROM outbox p"
+    " WHERE p.incident_id = o.incident_id AND p.lane = o.lane AND p.recipient = o.recipient"
+    " AND p.bundle = 0 AND p.state IN ('pending', 'running')))"
 )
 # Two queries, each walking its own partial index in order and stopping at the limit; one query
 # with an OR of the two would sort every candidate first, which stalls ingest behind a backlog.
@@ -300,7 +307,7 @@ def _insert_effects(
             payload["event_seq"] = effect.event_seq
         conn.execute(
             "INSERT INTO outbox (incident_id, kind, payload, state, created_at, next_attempt_at,"
-            " urgent, lane) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+            " urgent, lane, recipient) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
             (
                 incident_id,
                 effect.kind,
@@ -309,6 +316,7 @@ def _insert_effects(
                 now,
                 urgent,
                 lane_of(effect.kind),
+                recipient_of(effect.kind, payload),
             ),
         )
     if urgent and not decision.is_new:
@@ -318,6 +326,82 @@ def _insert_effects(
             " ('pending', 'running') AND urgent = 0",
             (incident_id,),
         )
+
+
+def _record_failure(
+    conn: sqlite3.Connection,
+    effect: ClaimedEffect,
+    now: datetime,
+    text: str,
+    fallback: Sequence[EffectSpec],
+    *,
+    late: bool,
+) -> None:
+    """The timeline line of a failing effect and, in the same transaction, its fallback: the
+    message on the person's next channel, or a bundle taking over what a failed one held."""
+    row = conn.execute(
+        "SELECT number, data FROM incidents WHERE id = ?", (effect.incident_id,)
+    ).fetchone()
+    incident = codec.incident_from_json(row[1], row_id=effect.incident_id, number=row[0])
+    incident.event_seq += 1
+    data: dict[str, Any] = {"effect": effect.kind, "effect_id": effect.id}
+    if late:
+        data["late"] = True
+    event = TimelineEvent(
+        seq=incident.event_seq, at=now, kind="effect_failed", text=text, data=data
+    )
+    at = codec.epoch(now)
+    _save_incident(conn, incident, at, new=False)
+    _insert_events(conn, effect.incident_id, [event])
+    messages = [spec for spec in fallback if not spec.payload.get("bundle")]
+    if messages:
+        queued = Decision(outcome="updated", incident=incident, effects=messages)
+        _insert_effects(conn, effect.incident_id, queued, at)
+    for spec in fallback:
+        if spec.payload.get("bundle"):
+            _take_over_bundle(conn, effect, spec, at)
+
+
+def _take_over_bundle(
+    conn: sqlite3.Connection, failed: ClaimedEffect, spec: EffectSpec, at: float
+) -> None:
+    """What the failed bundle held moves to the person's bundle on ``spec``'s channel: their
+    pending one, else a new one due now (its window decides when it goes)."""
+    if not conn.execute(
+        "SELECT 1 FROM notify_held WHERE bundle_id = ? LIMIT 1", (failed.id,)
+    ).fetchone():
+        return
+    channel = lane_of(spec.kind)
+    recipient = str(spec.payload["to"])
+    pending = conn.execute(
+        "SELECT h.bundle_id FROM notify_held h JOIN outbox o ON o.id = h.bundle_id"
+        " WHERE h.channel = ? AND h.recipient = ? AND o.state = 'pending' LIMIT 1",
+        (channel, recipient),
+    ).fetchone()
+    if pending is not None:
+        bundle_id = int(pending[0])
+    else:
+        cursor = conn.execute(
+            "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+            " next_attempt_at, urgent, lane, bundle, recipient)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, 1, ?)",
+            (
+                failed.incident_id,
+                spec.kind,
+                codec.dumps(spec.payload),
+                at,
+                at,
+                failed.urgent,
+                channel,
+                recipient,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        bundle_id = cursor.lastrowid
+    conn.execute(
+        "UPDATE notify_held SET bundle_id = ?, channel = ?, recipient = ? WHERE bundle_id = ?",
+        (bundle_id, channel, recipient, failed.id),
+    )
 
 
 def _pending_last(conn: sqlite3.Connection, incident_id: int, kind: str) -> bool:
@@ -631,19 +715,42 @@ class SqliteStore:
         )
 
     async def retry_effect(
-        self, effect: ClaimedEffect, at: datetime, error: str, *, outcome_unknown: bool
+        self,
+        effect: ClaimedEffect,
+        at: datetime,
+        error: str,
+        *,
+        outcome_unknown: bool,
+        fallback: Sequence[EffectSpec] | None = None,
     ) -> bool:
-        return await self._write(
-            lambda c: (
-                c.execute(
-                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ?,"
-                    " attempts = attempts + 1, outcome_unknown = ?, lease_until = NULL"
-                    " WHERE id = ? AND claim = ? AND state = 'running'",
-                    (codec.epoch(at), error[:2000], int(outcome_unknown), effect.id, effect.claim),
-                ).rowcount
-                == 1
-            )
-        )
+        late = fallback is not None and not effect.payload.get(LATE)
+        # Only the claim's holder writes the row, so the claimed payload is the stored one.
+        marked = codec.dumps({**effect.payload, LATE: True}) if late else None
+        now = self._clock()
+
+        def unit(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ?,"
+                " attempts = attempts + 1, outcome_unknown = ?, lease_until = NULL,"
+                " payload = coalesce(?, payload)"
+                " WHERE id = ? AND claim = ? AND state = 'running'",
+                (
+                    codec.epoch(at),
+                    error[:2000],
+                    int(outcome_unknown),
+                    marked,
+                    effect.id,
+                    effect.claim,
+                ),
+            ).rowcount
+            if changed != 1:
+                return False
+            if late and fallback is not None:
+                text = late_text(effect.kind, error, fallback)
+                _record_failure(conn, effect, now, text, fallback, late=True)
+            return True
+
+        return await self._write(unit)
 
     async def fail_effect(
         self,
@@ -661,23 +768,10 @@ class SqliteStore:
             ).rowcount
             if changed != 1:
                 return False
-            row = conn.execute(
-                "SELECT number, data FROM incidents WHERE id = ?", (effect.incident_id,)
-            ).fetchone()
-            incident = codec.incident_from_json(row[1], row_id=effect.incident_id, number=row[0])
-            incident.event_seq += 1
-            event = TimelineEvent(
-                seq=incident.event_seq,
-                at=now,
-                kind="effect_failed",
-                text=failure_text(effect.kind, error, fallback),
-                data={"effect": effect.kind, "effect_id": effect.id},
-            )
-            _save_incident(conn, incident, codec.epoch(now), new=False)
-            _insert_events(conn, effect.incident_id, [event])
-            if fallback:
-                queued = Decision(outcome="updated", incident=incident, effects=list(fallback))
-                _insert_effects(conn, effect.incident_id, queued, codec.epoch(now))
+            text = failure_text(effect.kind, error, fallback)
+            _record_failure(conn, effect, now, text, fallback, late=False)
+            # What a failed bundle held and no fallback took over is not told by it any more.
+            conn.execute("DELETE FROM notify_held WHERE bundle_id = ?", (effect.id,))
             return True
 
         return await self._write(unit)
@@ -1193,7 +1287,8 @@ class SqliteStore:
                 payload = bundle_payload(recipient, str(effect.payload.get("name", "")))
                 cursor = conn.execute(
                     "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
-                    " next_attempt_at, urgent, lane) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                    " next_attempt_at, urgent, lane, bundle, recipient)"
+                    " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, 1, ?)",
                     (
                         effect.incident_id,
                         f"notify.{channel}",
@@ -1202,6 +1297,7 @@ class SqliteStore:
                         at if count < limit else max(at, oldest + window),
                         effect.urgent,
                         channel,
+                        recipient,
                     ),
                 )
                 assert cursor.lastrowid is not None

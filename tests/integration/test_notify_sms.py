@@ -157,24 +157,25 @@ async def test_a_p1_and_a_resolution_text_nobody(harness: Harness, twilio: FakeT
 async def test_twilio_429_waits_for_retry_after_and_does_not_delay_the_issue(
     harness: Harness, twilio: FakeTwilio
 ) -> None:
-    """429 with ``Retry-After: 120``: the GitHub issue is made at once regardless; no request
-    goes to Twilio inside the window (the incident's later texts wait behind the first, as
-    the lane keeps an incident's order); after it, each stakeholder is texted exactly once."""
+    """429 with ``Retry-After: 120`` for Alice's text: the GitHub issue is made at once
+    regardless, and so are the other stakeholders' texts (the lane keeps order per person, so
+    one person's text waiting holds back nobody else's); Alice's is not repeated inside the
+    window, and after it, each stakeholder has been texted exactly once."""
     twilio.inject("POST", MESSAGES, 429, headers={"Retry-After": "120"})
     await harness.post(payload("13_critical_list_service_unavailable.json"))
     await harness.drain()
     assert len(harness.issues()) == 1  # GitHub's lane is not held up by the SMS lane
-    assert [r.status for r in twilio.requests] == [429]
-    assert twilio.messages == []
+    assert [r.status for r in twilio.requests] == [429, 201, 201]
+    assert sorted(m.to for m in twilio.messages) == sorted([CAROL, DAVE])
     assert [(s, a, u) for s, a, u, _ in sms_effects(harness)] == [
         ("pending", 1, 0),
-        ("pending", 0, 0),
-        ("pending", 0, 0),
+        ("done", 1, 0),
+        ("done", 1, 0),
     ]
 
     harness.clock.advance(110)
     await harness.drain()
-    assert len(twilio.requests) == 1  # still inside the window: not a single request
+    assert len(twilio.requests) == 3  # still inside the window: not a single request
 
     harness.clock.advance(20)
     await harness.drain()
@@ -257,13 +258,13 @@ async def test_a_connection_dropped_after_twilio_took_it_is_repeated_at_least_on
     twilio.inject("POST", MESSAGES, 0, apply_first=True, drop=True)
     await harness.post(payload("13_critical_list_service_unavailable.json"))
     await harness.drain()
-    [applied] = twilio.messages  # applied, though the bridge never heard
-    assert [r.dropped for r in twilio.requests] == [True]
+    [applied] = twilio.sent_to(ALICE)  # applied, though the bridge never heard
+    assert [r.dropped for r in twilio.requests] == [True, False, False]
     rows = sms_effects(harness)
     assert [(s, a, u) for s, a, u, _ in rows] == [
-        ("pending", 1, 1),  # the incident's other texts wait behind it, in order
-        ("pending", 0, 0),
-        ("pending", 0, 0),
+        ("pending", 1, 1),  # the others' texts do not wait for Alice's
+        ("done", 1, 0),
+        ("done", 1, 0),
     ]
     error = rows[0][3]
     assert error is not None
@@ -287,11 +288,7 @@ async def test_twilio_5xx_is_retried_with_the_outcome_unknown(
     await harness.post(payload("13_critical_list_service_unavailable.json"))
     await harness.drain()
     assert len(harness.issues()) == 1
-    assert [(s, a, u) for s, a, u, _ in sms_effects(harness)] == [
-        ("pending", 1, 1),
-        ("pending", 0, 0),
-        ("pending", 0, 0),
-    ]
+    assert [(s, a, u) for s, a, u, _ in sms_effects(harness)] == [("pending", 1, 1)] * 3
     twilio.down = False
     harness.clock.advance(60)
     await harness.drain()
@@ -309,11 +306,7 @@ async def test_twilio_unreachable_is_retried_and_nothing_is_lost(
     await harness.post(payload("13_critical_list_service_unavailable.json"))
     await harness.drain()
     rows = sms_effects(harness)
-    assert [(s, a, u) for s, a, u, _ in rows] == [
-        ("pending", 1, 0),
-        ("pending", 0, 0),
-        ("pending", 0, 0),
-    ]
+    assert [(s, a, u) for s, a, u, _ in rows] == [("pending", 1, 0)] * 3
     error = rows[0][3]
     assert error is not None
     assert "unreachable" in error

@@ -9,6 +9,7 @@ test_store_postgres.py.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
@@ -21,10 +22,17 @@ import asyncpg
 import pytest
 
 from bridge.clock import FakeClock
+from bridge.engine import Decision
 from bridge.identity import identity_key
-from bridge.model import EffectSpec, Priority
+from bridge.model import EffectSpec, Incident, Priority
 from bridge.store import codec
-from bridge.store.base import ClaimedEffect, IssueRecord, PruneResult, StoreUnavailable
+from bridge.store.base import (
+    ClaimedEffect,
+    IssueRecord,
+    PruneResult,
+    StoreUnavailable,
+    bundle_payload,
+)
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
 from store_support import (
@@ -995,6 +1003,203 @@ async def test_a_message_held_while_the_bundle_runs_gets_a_bundle_of_its_own(
     assert second.id != bundle.id
     later = await store.bundle_slot(second, "sms", ALICE, clock(), 1, PER)
     assert [h.event_seq for h in later.held] == [2]
+
+
+# -- notifications: order per recipient, bundles apart, deadlines, failed bundles --------------
+
+MAIL = "alice@example.com"
+
+
+async def queue(store: AnyStore, incident: Incident, *specs: EffectSpec) -> None:
+    """Add ``specs`` to the incident's outbox in one ingest, as the notify policy does."""
+
+    def decide(current: Incident | None) -> Decision:
+        assert current is not None
+        return Decision("updated", incident=copy.copy(current), changed=True, effects=list(specs))
+
+    await store.ingest(incident.key, incident.identity, decide)
+
+
+def text_to(phone: str, seq: int = 1, **extra: Any) -> EffectSpec:
+    return EffectSpec("notify.sms", {"to": phone, "name": "Someone", **extra}, event_seq=seq)
+
+
+async def test_an_incidents_messages_keep_their_order_per_person_only(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """One person's messages about an incident go one at a time, in order; another person's
+    do not wait for them (one failing mailbox or number holds back nobody else)."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    await queue(store, incident, text_to(ALICE), text_to("+15550002222"), text_to(ALICE, seq=2))
+    claimed = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert sorted((e.payload["to"], e.payload["event_seq"]) for e in claimed) == [
+        (ALICE, 1),
+        ("+15550002222", 1),
+    ]
+    alice, other = sorted(claimed, key=lambda e: e.payload["to"] != ALICE)
+    assert await store.finish_effect(other, clock())
+    await store.retry_effect(
+        alice, clock() + timedelta(minutes=5), "Twilio 503", outcome_unknown=True
+    )
+    assert await store.claim_effects(clock(), 10, LEASE, "sms") == []  # Alice's 2nd waits
+    clock.advance(301)
+    [again] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert (again.id, again.outcome_unknown) == (alice.id, True)
+    assert await store.finish_effect(again, clock())
+    [second] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert (second.payload["to"], second.payload["event_seq"]) == (ALICE, 2)
+
+
+async def test_a_bundle_neither_waits_for_nor_holds_back_its_incidents_messages(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Storm control queues Alice's bundle on the incident whose message was held first. The
+    bundle is claimed when due even while an older message of that incident waits in backoff,
+    and a newer message of the incident is claimed while the bundle waits or runs: a bundle
+    stands apart from its incident's order."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    await queue(store, incident, text_to(BOB_PHONE))
+    [bob] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    bob_due = clock() + timedelta(hours=1)
+    await store.retry_effect(bob, bob_due, "Twilio 503", outcome_unknown=True)
+    assert await store.notify_or_hold(message(incident.id, 1001), "sms", ALICE, clock(), 1, PER)
+    assert not await store.notify_or_hold(message(incident.id, 1002), "sms", ALICE, clock(), 1, PER)
+    await queue(store, incident, text_to(CAROL_PHONE))  # newer than the bundle, due now
+    [carol] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert carol.payload["to"] == CAROL_PHONE  # not held back by the bundle (due in 15 min)
+    assert await store.finish_effect(carol, clock())
+
+    clock.advance(PER.total_seconds())
+    [bundle] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert bundle.payload["bundle"] is True  # not waiting for Bob's text (due in 45 min)
+    await queue(store, incident, text_to(CAROL_PHONE, seq=2))
+    [later] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert later.payload["to"] == CAROL_PHONE  # not held back by the running bundle either
+    assert await store.next_due("sms") == bob_due
+
+
+BOB_PHONE, CAROL_PHONE = "+15550003333", "+15550004444"
+
+
+async def test_a_message_failing_at_its_deadline_falls_back_once_and_keeps_retrying(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Retried with a fallback (its deadline passed): in one transaction the message is
+    rescheduled and marked, the person's text is queued and the timeline says who is told
+    instead (by name). Retried with a fallback again, by this claim or a stale one, nothing
+    more is queued or written; the email itself is still retried until it goes."""
+    incident = await opened(store, clock, group="g", priority="P1")
+    assert incident.id is not None
+    await queue(store, incident, EffectSpec("notify.email", {"to": MAIL, "name": "Alice"}, 1))
+    [email] = await store.claim_effects(clock(), 10, LEASE, "email")
+    instead = [text_to(ALICE, name="Alice", fallback_for=MAIL)]
+    later = clock() + timedelta(seconds=30)
+    assert await store.retry_effect(
+        email, later, "SMTP 451: try later", outcome_unknown=False, fallback=instead
+    )
+    [line] = [e for e in await store.load_events(incident.id, 50) if e.kind == "effect_failed"]
+    assert line.text == (
+        "notify.email still failing at the response deadline, retrying: SMTP 451: try later;"
+        " told instead: sms to Alice"
+    )
+    assert line.data["late"] is True
+    [sms] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert (sms.payload["to"], sms.payload["event_seq"]) == (ALICE, 1)
+    assert not await store.retry_effect(  # a stale claim (another replica's) changes nothing
+        email, later, "SMTP 451", outcome_unknown=False, fallback=instead
+    )
+
+    clock.advance(30)
+    [again] = await store.claim_effects(clock(), 10, LEASE, "email")
+    assert again.payload["late"] is True
+    assert await store.retry_effect(
+        again, clock() + timedelta(seconds=30), "SMTP 451", outcome_unknown=False, fallback=instead
+    )
+    events = await store.load_events(incident.id, 50)
+    assert [e.kind for e in events].count("effect_failed") == 1
+    assert await backend.query("SELECT COUNT(*) FROM outbox WHERE lane = 'sms'") == [(1,)]
+    clock.advance(30)
+    [third] = await store.claim_effects(clock(), 10, LEASE, "email")
+    assert await store.finish_effect(third, clock())
+    rows = await backend.query("SELECT state, attempts FROM outbox WHERE lane = 'email'")
+    assert rows == [("done", 3)]
+
+
+async def test_a_deadline_with_nobody_else_to_tell_is_still_in_the_timeline(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Late, but the person has no other channel: the timeline says so, once."""
+    incident = await opened(store, clock, group="g", priority="P1")
+    assert incident.id is not None
+    await queue(store, incident, EffectSpec("notify.email", {"to": MAIL, "name": "Bob"}, 1))
+    [email] = await store.claim_effects(clock(), 10, LEASE, "email")
+    assert await store.retry_effect(email, clock(), "SMTP down", outcome_unknown=False, fallback=[])
+    [line] = [e for e in await store.load_events(incident.id, 50) if e.kind == "effect_failed"]
+    assert line.text.endswith("SMTP down; nobody else to tell")
+
+
+async def held_bundle(
+    store: AnyStore, clock: FakeClock, incident_id: int, first_id: int = 1001
+) -> ClaimedEffect:
+    """Alice's email window (one slot) is full and two messages are held: her bundle,
+    claimed when due, with its slot taken."""
+    sent = message(incident_id, first_id, to=MAIL)
+    assert await store.notify_or_hold(sent, "email", MAIL, clock(), 1, PER)
+    for effect_id, seq in ((first_id + 1, 1), (first_id + 2, 2)):
+        held = message(incident_id, effect_id, to=MAIL, seq=seq)
+        assert not await store.notify_or_hold(held, "email", MAIL, clock(), 1, PER)
+    clock.advance(PER.total_seconds())
+    [bundle] = await store.claim_effects(clock(), 10, LEASE, "email")
+    assert len((await store.bundle_slot(bundle, "email", MAIL, clock(), 1, PER)).held) == 2
+    return bundle
+
+
+async def test_a_failed_bundle_is_taken_over_by_the_persons_bundle_on_their_next_channel(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Alice's email bundle fails for good: what it held moves to a new SMS bundle of hers,
+    due now, told in one text within her SMS window; the timeline names her, by name."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    bundle = await held_bundle(store, clock, incident.id)
+    instead = EffectSpec("notify.sms", {**bundle_payload(ALICE, "Alice"), "fallback_for": MAIL})
+    assert await store.fail_effect(bundle, clock(), "SMTP 550: mailbox gone", [instead])
+    [line] = [e for e in await store.load_events(incident.id, 50) if e.kind == "effect_failed"]
+    assert line.text.endswith("told instead: sms summary to Alice")
+    assert await backend.query(
+        "SELECT channel, recipient, event_seq FROM notify_held ORDER BY effect_id"
+    ) == [("sms", ALICE, 1), ("sms", ALICE, 2)]
+    [text] = await store.claim_effects(clock(), 10, LEASE, "sms")
+    assert text.payload == {**bundle_payload(ALICE, "Alice"), "fallback_for": MAIL}
+    slot = await store.bundle_slot(text, "sms", ALICE, clock(), 5, PER)
+    assert [h.event_seq for h in slot.held] == [1, 2]
+
+
+async def test_a_failed_bundle_joins_the_persons_pending_bundle_or_is_forgotten(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """Alice already has an SMS bundle waiting: the failed email bundle's messages join it (no
+    second text). A failed bundle with nobody to take it over leaves nothing held behind."""
+    incident = await opened(store, clock, group="g", priority="P0")
+    assert incident.id is not None
+    assert await store.notify_or_hold(message(incident.id, 2001), "sms", ALICE, clock(), 1, PER)
+    assert not await store.notify_or_hold(message(incident.id, 2002), "sms", ALICE, clock(), 1, PER)
+    bundle = await held_bundle(store, clock, incident.id)
+    sms_bundles = "SELECT id FROM outbox WHERE lane = 'sms' AND bundle"
+    [(pending,)] = await backend.query(sms_bundles)
+    instead = EffectSpec("notify.sms", {**bundle_payload(ALICE, "Alice"), "fallback_for": MAIL})
+    assert await store.fail_effect(bundle, clock(), "SMTP 550", [instead])
+    assert await backend.query(sms_bundles) == [(pending,)]
+    assert await backend.query("SELECT DISTINCT bundle_id FROM notify_held") == [(pending,)]
+    assert await backend.query("SELECT COUNT(*) FROM notify_held") == [(3,)]
+
+    other = await opened(store, clock, group="other", priority="P0")
+    assert other.id is not None
+    clock.advance(PER.total_seconds())
+    lonely = await held_bundle(store, clock, other.id, first_id=3001)
+    assert await store.fail_effect(lonely, clock(), "SMTP 550", [])
+    assert await backend.query("SELECT DISTINCT bundle_id FROM notify_held") == [(pending,)]
 
 
 # -- the on-call lifecycle -------------------------------------------------------------------
