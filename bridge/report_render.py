@@ -125,6 +125,12 @@ def _compliance_ok(c: Compliance) -> bool | None:
     return c.breached == 0
 
 
+def _cut(text: str, limit: int = 200) -> str:
+    """Alert text for the page: one line, at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _groups(group: NoisyGroup) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(group.group_labels.items()))
 
@@ -449,8 +455,8 @@ def _unacknowledged_html(report: Report) -> str:
             breach = ", response deadline missed" if item.response_breached else ""
             parts.append(
                 f"<li><b>{esc(item.display_id)}</b> ({esc(str(item.priority))})"
-                f" {esc(item.summary)} <span class=muted>— opened {esc(_when(item.opened_at))},"
-                f" {esc(state)}{esc(breach)}</span></li>"
+                f" {esc(_cut(item.summary))} <span class=muted>— opened"
+                f" {esc(_when(item.opened_at))}, {esc(state)}{esc(breach)}</span></li>"
             )
         more = len(report.unacknowledged) - _UNACKNOWLEDGED_SHOWN
         if more > 0:
@@ -464,7 +470,7 @@ def _noisy_table(report: Report) -> str:
     esc = html.escape
     rows = [
         [
-            f"{esc(g.summary)}<br><span class=muted>{esc(_groups(g))}</span>",
+            f"{esc(_cut(g.summary))}<br><span class=muted>{esc(_cut(_groups(g)))}</span>",
             esc(g.latest),
             str(g.priority),
             str(g.episodes),

@@ -733,3 +733,17 @@ def test_the_targets_come_from_the_rules() -> None:
         respond_text="Immediate (acknowledged within 5 min, else escalate), any hour",
         resolve_text="< 1 hour",
     )
+
+
+def test_long_alert_text_is_cut_in_the_page_and_in_markdown_tables() -> None:
+    """A summary of thousands of characters takes one capped line, not the page."""
+    w = World(at(11, 3, 12))
+    long = "disk " * 1000
+    snapshot = alert("x", at(11, 3, 12), priority="P2", service="db")
+    w.notify("g", dataclasses.replace(snapshot, annotations={"summary": long}))
+    report = build(w.history(), SINCE, UNTIL, TARGETS)
+    page = render_html(report)
+    assert f"{'disk ' * 39}disk…" in page
+    assert "disk " * 41 not in page
+    row = next(line for line in render_markdown(report).splitlines() if "<br>" in line)
+    assert len(row) < 300
