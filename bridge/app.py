@@ -25,7 +25,8 @@ from bridge import classify, deadlines, sla
 from bridge.alertmanager_api import AlertmanagerClient
 from bridge.clock import Clock, system_clock
 from bridge.config import Config
-from bridge.engine import Policy
+from bridge.engine import Policy, settle_flapping
+from bridge.flapping import FlapPolicy
 from bridge.github import render
 from bridge.github.budget import Budget
 from bridge.github.client import (
@@ -37,6 +38,7 @@ from bridge.github.client import (
     PyGithubTracker,
 )
 from bridge.github.sync import GitHubSync
+from bridge.heartbeat import Heartbeat
 from bridge.ingest import Ingestor
 from bridge.metrics import Metrics
 from bridge.model import Classification, Incident, Priority
@@ -102,6 +104,7 @@ def build_policy(config: Config, rules: Rules) -> Policy:
         resolve_by=resolve_by,
         reopen_window=config.github.reopen_window,
         heartbeat_alertname=config.heartbeat.alertname,
+        flapping=FlapPolicy(max_flips=config.flapping.max_flips, window=config.flapping.window),
     )
 
 
@@ -109,6 +112,7 @@ def timer_steps(config: Config, rules: Rules) -> list[TimerStep]:
     """The timer steps the scheduler applies, in order, to each incident whose ``due_at`` has
     come (``bridge.scheduler.chain`` merges their decisions into one transaction)."""
     steps: list[TimerStep] = [sla.timer(build_sla_policy(config, rules))]
+    steps.append(settle_flapping)  # a flapping incident quiet for the flap window closes
     return steps
 
 
@@ -392,6 +396,8 @@ def create_app(
         metrics,
         on_effects=wake_all,
         notify=lambda decision: notifications(decision, audience),
+        heartbeat_timeout=config.heartbeat.timeout,
+        on_heartbeat=lambda: scheduler.wake(),  # a pipeline-down incident resolves at once
     )
     services = app[SERVICES] = Services(
         config=config,
@@ -402,7 +408,16 @@ def create_app(
         repository=repository,
     )
     # Periodic checks that belong to no incident (the heartbeat's dead man's switch).
-    ticks: list[Tick] = []
+    heartbeat = Heartbeat(
+        store,
+        ingestor,
+        policy,
+        config.heartbeat.alertname,
+        config.heartbeat.timeout,
+        metrics,
+        clock,
+    )
+    ticks: list[Tick] = [heartbeat.check]
     scheduler = app[SCHEDULER] = Scheduler(
         store, ingestor, clock, timer_steps(config, rules), ticks, metrics=metrics
     )

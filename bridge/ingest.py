@@ -3,12 +3,16 @@
 The same path applies every other change of an incident's state — a timer coming due, a GitHub
 event, reconciliation with Alertmanager — through ``Ingestor.apply``: a pure step on the latest
 incident of a key, in one transaction, with the notifications its decision calls for.
+
+A firing heartbeat alert (``heartbeat.alertname``) is never an incident, but its arrival is
+remembered as the store's ``heartbeat`` mark, which the dead man's switch (bridge/heartbeat.py)
+watches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bridge.clock import Clock
 from bridge.engine import Decision, Policy, apply_notification
@@ -20,6 +24,15 @@ from bridge.store.base import Store
 
 # A lifecycle step: the incident as stored (None: none under that key) and now → the decision.
 Step = Callable[[Incident | None, datetime], Decision]
+
+HEARTBEAT_MARK = "heartbeat"  # the store mark: when a heartbeat alert last arrived
+
+
+def heartbeat_resolution(timeout: timedelta) -> timedelta:
+    """How stale the ``heartbeat`` mark may be: a replica writes it at most this often (one
+    write per Watchdog would be one fsync per Alertmanager repeat), so the switch allows for it
+    before paging."""
+    return timeout / 10
 
 
 def observe_improvement(metrics: Metrics, decision: Decision) -> None:
@@ -51,6 +64,8 @@ class Ingestor:
         metrics: Metrics,
         on_effects: Callable[[], None] = lambda: None,
         notify: Callable[[Decision], list[EffectSpec]] = lambda _decision: [],
+        heartbeat_timeout: timedelta = timedelta(minutes=10),
+        on_heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._policy = policy
@@ -59,6 +74,9 @@ class Ingestor:
         self._metrics = metrics
         self._on_effects = on_effects
         self._notify = notify
+        self._heartbeat_every = heartbeat_resolution(heartbeat_timeout)
+        self._on_heartbeat = on_heartbeat
+        self._heartbeat_written: datetime | None = None  # the mark this process last wrote
 
     async def ingest(self, notification: Notification) -> Decision:
         identity = identity_of(notification, self._identity_mode)
@@ -77,9 +95,30 @@ class Ingestor:
         opened = decision.incident if decision.outcome == "opened" else None
         if opened is not None and opened.kind == "incident":
             self._metrics.incidents_opened.labels(priority=str(opened.priority)).inc()
+        if decision.incident is not None and any(e.kind == "flapping" for e in decision.events):
+            self._metrics.flapping.labels(priority=str(decision.incident.priority)).inc()
         if decision.effects:
             self._on_effects()
+        heartbeat = self._policy.heartbeat_alertname
+        if any(
+            alert.status == "firing" and alert.labels.get("alertname") == heartbeat
+            for alert in notification.alerts
+        ):
+            await self._heartbeat()
         return decision
+
+    async def _heartbeat(self) -> None:
+        """Remember that the heartbeat arrived. Skipped while this process wrote the mark less
+        than ``heartbeat_resolution`` ago; that never skips the heartbeat's return after an
+        outage: the switch pages only once the mark is older than the timeout, so this
+        process's own last write (never later than the mark) is older still."""
+        now = self._clock()
+        written = self._heartbeat_written
+        if written is not None and timedelta(0) <= now - written < self._heartbeat_every:
+            return
+        await self._store.set_mark(HEARTBEAT_MARK, now)
+        self._heartbeat_written = now
+        self._on_heartbeat()
 
     async def apply(
         self, key: str, identity: str, step: Step, *, incident_id: int | None = None

@@ -158,6 +158,26 @@ class Metrics:
         for priority in Priority:
             for kind in SLA_KINDS:
                 self.sla_breaches.labels(priority=str(priority), kind=kind)
+        self.flapping = Counter(
+            "incident_bridge_flapping_incidents",
+            "Incidents that started flapping (notifications damped, close deferred), by priority.",
+            ["priority"],
+            registry=r,
+        )
+        for priority in Priority:
+            self.flapping.labels(priority=str(priority))
+        self.heartbeat_last_seen = Gauge(
+            "incident_bridge_heartbeat_last_seen_timestamp_seconds",
+            "When the heartbeat alert (heartbeat.alertname) was last recorded (0: never, the"
+            " dead man's switch is not armed).",
+            registry=r,
+        )
+        self.heartbeat_missing = Gauge(
+            "incident_bridge_heartbeat_missing",
+            "1 while the dead man's switch holds the alerting pipeline down (no heartbeat alert"
+            " for heartbeat.timeout), else 0.",
+            registry=r,
+        )
         self.github_budget_factor.set(1.0)
         for window in ("minute", "hour"):
             self.github_budget_used.labels(window=window)

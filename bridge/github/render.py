@@ -250,8 +250,16 @@ def _status_line(incident: Incident) -> str:
             " close this request when the work is done"
         )
     if incident.state == "open":
-        return f"**Status**: 🔴 Open since {_time(incident.opened_at)}"
-    how = "closed by hand" if incident.resolution == "manual" else "every alert resolved"
+        status = f"**Status**: 🔴 Open since {_time(incident.opened_at)}"
+        if incident.flapping:
+            status += " — 〰️ flapping: alerts fire and resolve repeatedly, notifications damped"
+            if incident.quiet_until is not None:
+                status += f"; closes at {_time(incident.quiet_until)} if nothing fires again"
+        return status
+    how = {
+        "manual": "closed by hand",
+        "heartbeat": "the heartbeat arrives again",
+    }.get(incident.resolution or "", "every alert resolved")
     return f"**Status**: ✅ Resolved at {_time(incident.resolved_at)} ({how})"
 
 
@@ -431,12 +439,11 @@ def render_comment(incident: Incident, event: TimelineEvent) -> str:
         )
     elif event.kind == "resolved":
         duration = escape(str(event.data.get("duration", "")), 40)
-        head = f"✅ **Resolved** at {_time(event.at)}: every alert resolved after {duration}."
+        why = escape(str(event.data.get("why") or f"every alert resolved after {duration}"), 200)
+        head = f"✅ **Resolved** at {_time(event.at)}: {why}."
     elif event.kind == "reopened":
-        head = (
-            f"🔁 **Reopened** at {_time(event.at)}: alerts of this group fire again."
-            f" Priority {incident.priority}."
-        )
+        why = escape(str(event.data.get("why") or "alerts of this group fire again"), 200)
+        head = f"🔁 **Reopened** at {_time(event.at)}: {why}. Priority {incident.priority}."
     elif event.kind == "sla_breached":
         head = f"⏰ **SLA breached** at {_time(event.at)}: {escape(event.text, 300)}"
         if event.data.get("which") == "response":
