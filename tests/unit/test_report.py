@@ -35,6 +35,7 @@ from bridge.clock import FakeClock
 from bridge.config import load_config
 from bridge.engine import Decision, apply_notification, settle_flapping
 from bridge.measures import Observation, last_episode_start, observe, services_of
+from bridge.metrics import OTHER_SERVICE, SERVICE_SERIES_LIMIT, Metrics
 from bridge.model import AlertSnapshot, Incident, Notification, Priority, TimelineEvent
 from bridge.report import (
     Compliance,
@@ -747,3 +748,21 @@ def test_long_alert_text_is_cut_in_the_page_and_in_markdown_tables() -> None:
     assert "disk " * 41 not in page
     row = next(line for line in render_markdown(report).splitlines() if "<br>" in line)
     assert len(row) < 300
+
+
+def test_the_service_label_has_a_bounded_number_of_values() -> None:
+    """Services come from alert labels: past SERVICE_SERIES_LIMIT distinct ones a process
+    counts the rest as "other"; a service it already exports keeps its own series."""
+    metrics = Metrics()
+    for n in range(SERVICE_SERIES_LIMIT):
+        metrics.count_incident_time(f"svc-{n}", "P1", 60.0)
+    metrics.count_incident_time("one-too-many", "P0", 30.0)
+    metrics.count_incident_time("svc-0", "P0", 10.0)
+    metrics.count_incident_time("another", "P2", 5.0)
+    value = metrics.registry.get_sample_value
+    name = "incident_bridge_incident_seconds_total"
+    assert value(name, {"service": OTHER_SERVICE, "priority": "P0"}) == 30.0
+    assert value(name, {"service": OTHER_SERVICE, "priority": "P2"}) == 5.0
+    assert value(name, {"service": "one-too-many", "priority": "P0"}) is None
+    assert value(name, {"service": "svc-0", "priority": "P0"}) == 10.0
+    assert value(name, {"service": "svc-0", "priority": "P1"}) == 60.0
