@@ -368,6 +368,7 @@ def reopen_episode(
     incident.resolution_breached_at = None
     incident.escalations = 0
     incident.next_escalation_at = None
+    incident.paused_at = None  # a silence of the last episode says nothing about this one
     incident.reopen_count += 1
     incident.priority = priority
     incident.priority_rule = rule
@@ -518,6 +519,10 @@ def _update_open(
         incident.priority_rule = top.rule
         if incident.respond_by is not None and incident.acknowledged_at is None:
             incident.respond_by = min(incident.respond_by, policy.respond_by(top.priority, now))
+            if incident.response_breached_at is not None:
+                # Already late and nobody on it: page now, at the new priority's pace and rounds
+                # (bridge/sla.py), rather than when the old priority's next round was due.
+                incident.next_escalation_at = now
         if incident.resolve_by is not None:
             incident.resolve_by = min(incident.resolve_by, policy.resolve_by(top.priority, now))
         timeline.add(

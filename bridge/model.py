@@ -178,11 +178,28 @@ class Incident:
                     due.append(self.respond_by)
                 elif self.next_escalation_at is not None:
                     due.append(self.next_escalation_at)
-            if self.resolution_breached_at is None and self.resolve_by is not None:
+            if (
+                self.resolution_breached_at is None
+                and self.resolve_by is not None
+                and not self.ended_by(self.resolve_by)
+            ):
                 due.append(self.resolve_by)
         if self.quiet_until is not None:
             due.append(self.quiet_until)
         return min(due) if due else None
+
+    def ended_by(self, moment: datetime) -> bool:
+        """A flapping incident waiting out its quiet period (``quiet_until``) with nothing firing
+        whose alerts all ended by ``moment``: it will resolve as of that end, so a deadline at
+        ``moment`` is not missed by the wait."""
+        if self.quiet_until is None:
+            return False
+        ends: list[datetime] = []
+        for alert in self.alerts.values():
+            if alert.status == "firing" or alert.ends_at is None:
+                return False
+            ends.append(alert.ends_at)
+        return bool(ends) and max(ends) <= moment
 
     def firing_alerts(self) -> list[AlertState]:
         """Firing alerts, oldest first."""

@@ -116,7 +116,11 @@ def step(current: Incident, now: datetime, policy: SlaPolicy) -> Decision:
         and current.response_breached_at is not None
         and _due(current.next_escalation_at, now)
     )
-    resolution = current.resolution_breached_at is None and _due(current.resolve_by, now)
+    resolution = (
+        current.resolution_breached_at is None
+        and _due(current.resolve_by, now)
+        and not (current.resolve_by is not None and current.ended_by(current.resolve_by))
+    )
     if not (response or escalation or resolution):
         return Decision(outcome="unchanged", incident=current)
 

@@ -20,6 +20,7 @@ from bridge.business_hours import BusinessHours
 from bridge.engine import Decision, Policy, apply_notification
 from bridge.model import (
     AlertSnapshot,
+    AlertState,
     Classification,
     EffectSpec,
     Incident,
@@ -572,3 +573,131 @@ def test_contact_reach_matches_the_notify_policy(
         sms=sms_configured and bool(phone),
     )
     assert [e.kind.removeprefix("notify.") for e in sent] == contact.reached_by(channels)
+
+
+# ---------------------------------------------------------------------------------------------
+# A priority rise, a silence of an earlier episode, a flapping incident's quiet period
+
+
+def _raising_policy(priority: dict[str, Priority]) -> Policy:
+    """The engine's policy with the bundled deadlines; the alert's priority read from a dict
+    the test changes between notifications."""
+    return Policy(
+        classify=lambda labels, annotations: Classification(priority["now"], "test"),
+        respond_by=lambda p, start: start + RULES.policy(p).respond,  # type: ignore[operator]
+        resolve_by=lambda p, start: start + RULES.policy(p).resolve,  # type: ignore[operator]
+    )
+
+
+def test_a_rise_after_the_response_breach_pages_at_once_at_the_new_pace() -> None:
+    """A P2 nobody acknowledged breaches at +2h and pages by email, next round in 2h; at
+    +2h10m it rises to P0: the next round is due at once, by SMS, then every 5 minutes."""
+    level = {"now": Priority.P2}
+    engine_policy = _raising_policy(level)
+    opened = apply_notification(
+        None, _notification("firing", THURSDAY_NIGHT), THURSDAY_NIGHT, engine_policy
+    ).incident
+    assert opened is not None
+    opened.id, opened.number = 1, 1
+    [breach] = run_timers(opened, THURSDAY_NIGHT + timedelta(hours=2), policy())
+    assert kinds(breach) == ["sla_breached", "escalated"]
+    late = breach.incident
+    assert late is not None
+    assert late.next_escalation_at == THURSDAY_NIGHT + timedelta(hours=4)
+
+    level["now"] = Priority.P0
+    rise_at = THURSDAY_NIGHT + timedelta(hours=2, minutes=10)
+    same_episode = _relabelled(_notification("firing", THURSDAY_NIGHT))
+    raised = apply_notification(late, same_episode, rise_at, engine_policy).incident
+    assert raised is not None
+    assert raised.priority == Priority.P0
+    assert raised.due_at == rise_at
+    round_two = fire(raised, rise_at)
+    assert kinds(round_two) == ["escalated"]
+    assert round_two.events[0].data["channels"] == ["sms"]
+    assert round_two.incident is not None
+    assert round_two.incident.next_escalation_at == rise_at + timedelta(minutes=5)
+
+
+def _relabelled(notification: Notification) -> Notification:
+    """The same alert with a changed label, so the engine classifies it again."""
+    (alert,) = notification.alerts
+    changed = AlertSnapshot(
+        fingerprint=alert.fingerprint,
+        status=alert.status,
+        labels={**alert.labels, "severity": "critical"},
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=alert.ends_at,
+        generator_url=alert.generator_url,
+    )
+    return Notification(
+        receiver=notification.receiver,
+        status=notification.status,
+        alerts=(changed,),
+        group_labels=notification.group_labels,
+        common_labels=notification.common_labels,
+        common_annotations=notification.common_annotations,
+        external_url=notification.external_url,
+        group_key=notification.group_key,
+        truncated_alerts=notification.truncated_alerts,
+    )
+
+
+def test_a_reopened_episode_is_not_paused_by_the_last_ones_silence() -> None:
+    """Silenced (paused), then resolved, then firing anew: the new episode's deadlines run."""
+    level = {"now": Priority.P0}
+    engine_policy = _raising_policy(level)
+    opened = apply_notification(
+        None, _notification("firing", THURSDAY_NIGHT), THURSDAY_NIGHT, engine_policy
+    ).incident
+    assert opened is not None
+    opened.paused_at = THURSDAY_NIGHT + timedelta(minutes=1)
+    resolved_at = THURSDAY_NIGHT + timedelta(minutes=20)
+    resolved = apply_notification(
+        opened, _notification("resolved", THURSDAY_NIGHT), resolved_at, engine_policy
+    ).incident
+    assert resolved is not None
+    assert resolved.state == "resolved"
+    again = resolved_at + timedelta(minutes=5)
+    reopened = apply_notification(
+        resolved, _notification("firing", again), again, engine_policy
+    ).incident
+    assert reopened is not None
+    assert reopened.state == "open"
+    assert reopened.paused_at is None
+    assert reopened.due_at == again + timedelta(minutes=5)
+
+
+def test_a_flapping_incident_whose_alerts_ended_in_time_does_not_breach_while_quiet() -> None:
+    """Waiting out its quiet period, nothing firing, every alert ended before resolve_by: it
+    will resolve as of that end, so the wait past resolve_by is no breach and no timer."""
+    inc = incident(Priority.P0)
+    inc.acknowledged_at, inc.acknowledged_by = THURSDAY_NIGHT, "alice"
+    assert inc.resolve_by is not None
+    ended = inc.resolve_by - timedelta(minutes=10)
+    inc.alerts = {
+        "f1": _state("f1", "resolved", THURSDAY_NIGHT, ended),
+    }
+    inc.flapping, inc.quiet_until = True, ended + timedelta(hours=1)
+    assert inc.due_at == inc.quiet_until
+    assert kinds(fire(inc, inc.resolve_by + timedelta(minutes=1))) == []
+
+    inc.alerts = {"f1": _state("f1", "resolved", THURSDAY_NIGHT, inc.resolve_by + timedelta(1))}
+    assert inc.due_at == inc.resolve_by  # it ended too late: the breach stands
+    assert kinds(fire(inc, inc.resolve_by)) == ["sla_breached"]
+
+
+def _state(fingerprint: str, status: str, starts: datetime, ends: datetime | None) -> AlertState:
+    return AlertState(
+        fingerprint=fingerprint,
+        status=status,  # type: ignore[arg-type]
+        labels={"alertname": "ServiceUnavailable"},
+        annotations={},
+        starts_at=starts,
+        ends_at=ends,
+        generator_url="",
+        priority=Priority.P0,
+        rule="test",
+        updated_at=starts,
+    )
