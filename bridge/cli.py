@@ -11,8 +11,10 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from bridge.report_render import render as render_report
 from bridge.rules import Rules, RulesError, bundled_directory
 from bridge.store.base import IncidentHistory, Store, StoreUnavailable
 from bridge.store.sqlite import SqliteStore, StoreInUse
+from bridge.store.sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 from bridge.web.services import SERVICES
 
 log = structlog.get_logger("bridge.cli")
@@ -386,6 +389,10 @@ def report_window(since: str, until: str | None, now: datetime) -> tuple[datetim
     return start, end
 
 
+class _NotReadable(Exception):
+    """The report will not open this store: something to fix first (exit 2)."""
+
+
 def _report_store(config: Config) -> Store:
     """The store opened beside a running ``serve``: SQLite without the process lock (the writer
     stays serve's), PostgreSQL as usual."""
@@ -393,8 +400,24 @@ def _report_store(config: Config) -> Store:
     if path is None:
         return make_store(config, system_clock)
     if not Path(path).exists():  # opening would create an empty database
-        raise FileNotFoundError(f"{path} does not exist: nothing to report on (store.url?)")
+        raise _NotReadable(f"{path} does not exist: nothing to report on (store.url?)")
+    version = _sqlite_schema(Path(path))
+    if version < len(SQLITE_MIGRATIONS):  # opening would migrate it under the running serve
+        raise _NotReadable(
+            f"{path} has schema version {version}, older than this bridge's"
+            f" ({len(SQLITE_MIGRATIONS)}); the report only reads: upgrade serve first"
+        )
     return SqliteStore(Path(path), clock=system_clock, exclusive=False)
+
+
+def _sqlite_schema(path: Path) -> int:
+    """The database's schema version, read without writing anything."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as error:
+        raise StoreUnavailable(f"cannot read {path}: {error}") from None
+    return version
 
 
 async def _histories(store: Store, since: datetime, until: datetime) -> list[IncidentHistory]:
@@ -426,11 +449,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         store = _report_store(config)
-    except (StartupError, FileNotFoundError) as error:
+        histories = asyncio.run(_histories(store, since, until))
+    except (StartupError, _NotReadable) as error:
         print(f"store: {error}", file=sys.stderr)
         return EXIT_INVALID
-    try:
-        histories = asyncio.run(_histories(store, since, until))
     except StoreUnavailable as error:
         print(f"store: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -21,7 +21,9 @@ import asyncio
 import copy
 import json
 import os
+import sqlite3
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -239,6 +241,30 @@ async def test_a_missing_sqlite_store_exits_2_and_creates_nothing(tmp_path: Path
     assert code == 2
     assert f"store: {tmp_path / 'nowhere' / 'state.db'} does not exist" in err
     assert not (tmp_path / "nowhere").exists()
+
+
+async def test_an_older_sqlite_schema_is_never_migrated_by_the_report(tmp_path: Path) -> None:
+    """Opening would migrate the database under the serve still running the older version:
+    the report only reads, so it says to upgrade serve first and leaves the file as it was."""
+    (tmp_path / "bridge.yaml").write_text("store:\n  url: sqlite:///state.db\n")
+    with closing(sqlite3.connect(tmp_path / "state.db")) as conn:
+        conn.execute("CREATE TABLE incidents (id INTEGER PRIMARY KEY)")
+        conn.execute("PRAGMA user_version = 1")
+    code, _, err = await run("report", "--config", str(tmp_path / "bridge.yaml"))
+    assert code == 2
+    assert "has schema version 1, older than this bridge's" in err
+    assert "upgrade serve first" in err
+    with closing(sqlite3.connect(tmp_path / "state.db")) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("incidents",)]
+
+
+async def test_a_file_that_is_no_database_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "bridge.yaml").write_text("store:\n  url: sqlite:///state.db\n")
+    (tmp_path / "state.db").write_text("not a database, " * 100)
+    code, out, err = await run("report", "--config", str(tmp_path / "bridge.yaml"))
+    assert (code, out) == (1, "")
+    assert f"store: cannot read {tmp_path / 'state.db'}: file is not a database" in err
 
 
 async def test_an_invalid_config_exits_2_with_every_problem(tmp_path: Path) -> None:
