@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from bridge import classify, deadlines, sla
+from bridge.acknowledge import priority_labels
 from bridge.alertmanager_api import AlertmanagerClient
 from bridge.clock import Clock, system_clock
 from bridge.config import Config
@@ -37,6 +38,8 @@ from bridge.github.client import (
     LabelSpec,
     PyGithubTracker,
 )
+from bridge.github.observe import IssueObserver
+from bridge.github.poller import Poller
 from bridge.github.sync import GitHubSync
 from bridge.heartbeat import Heartbeat
 from bridge.ingest import Ingestor
@@ -57,7 +60,7 @@ from bridge.scheduler import Scheduler, Tick, TimerStep
 from bridge.store.base import Store
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
-from bridge.web import alerts, health, incidents, status
+from bridge.web import alerts, github_events, health, incidents, status
 from bridge.web.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
@@ -77,7 +80,12 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 # ``run_outbox=False`` run its rounds with ``run_once()``.
 RECONCILER = web.AppKey("reconciler", Reconciler)
 
+# Polling GitHub without a webhook secret; tests with ``run_outbox=False`` run its rounds with
+# ``run_once()``.
+POLLER = web.AppKey("poller", Poller)
+
 _SHUTDOWN_DRAIN_SECONDS = 7.0
+_POLL_STOP_SECONDS = 1.0
 
 
 def load_rules(config: Config) -> Rules:
@@ -324,6 +332,34 @@ def _reconcile_ctx(
     return ctx
 
 
+def _github_events_ctx(
+    observer: IssueObserver, poller: Poller | None, *, learn: bool, run: bool
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The bridge's own GitHub login learnt in the background (GitHub being down must not hold
+    start-up up); without a webhook secret, the poller. Stopped before the outbox hands the
+    writer lease over and before the store closes."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        learning = asyncio.create_task(observer.learn_forever()) if learn else None
+        polling = asyncio.create_task(poller.run_forever()) if poller and run else None
+        yield
+        if learning is not None:
+            learning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await learning
+        if poller is not None:
+            poller.stop()
+        if polling is not None:
+            # Polling only reads (a step it applies is one transaction, done or not): it is
+            # not waited for beyond a moment, so the outbox keeps the shutdown's time.
+            try:
+                await asyncio.wait_for(polling, _POLL_STOP_SECONDS)
+            except TimeoutError:
+                log.info("github_poll_cancelled")
+
+    return ctx
+
+
 def create_app(
     config: Config,
     *,
@@ -437,6 +473,28 @@ def create_app(
             flapping=policy.flapping,
             is_writer=lambda: outbox.is_writer,  # one replica asks the peers
         )
+    # People's doings on GitHub: the webhook when a secret is configured, else polling.
+    observer = app[github_events.GITHUB_EVENTS] = IssueObserver(
+        store,
+        ingestor,
+        the_tracker,
+        repository=repository,
+        policy=policy,
+        priorities=priority_labels({p: rules.policy(p).label for p in Priority}),
+    )
+    poller: Poller | None = None
+    if not config.github.dry_run and config.github.webhook_secret is None:
+        poller = app[POLLER] = Poller(
+            store,
+            the_tracker,
+            observer,
+            clock,
+            metrics,
+            urgent=config.github.poll.urgent,
+            other=config.github.poll.other,
+            reopen_window=config.github.reopen_window,
+            gate=writer,  # only the GitHub writer polls: one request at a time per token
+        )
     app[TRACKER] = the_tracker
     app[OUTBOX] = outbox
     app[NOTIFY_LANES] = lanes
@@ -506,7 +564,16 @@ def create_app(
     app.cleanup_ctx.append(scheduler_ctx)
     if reconciler is not None:
         app.cleanup_ctx.append(_reconcile_ctx(reconciler, run_outbox))
+    app.cleanup_ctx.append(
+        _github_events_ctx(
+            observer,
+            poller,
+            learn=config.github.webhook_secret is not None,
+            run=run_outbox,
+        )
+    )
     app.router.add_post("/api/v1/alerts", alerts.receive_alerts)
+    app.router.add_post("/api/v1/github/events", github_events.receive_github_event)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

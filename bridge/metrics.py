@@ -26,7 +26,25 @@ GITHUB_OPERATIONS = (
     "get_user",
     "list_issues",
     "list_comments",
+    "get_app",
+    "list_events",
+    "list_open_incidents",
 )
+# POST /api/v1/github/events (bridge/web/github_events.py): the deliveries by event and result.
+GITHUB_EVENT_KINDS = ("issues", "issue_comment", "ping", "other")
+GITHUB_EVENT_RESULTS = (
+    "applied",  # changed an incident (acknowledged, closed, reopened, reported, identified)
+    "unchanged",  # about an incident, but nothing to change (already acknowledged, …)
+    "ignored",  # an action, issue or event the bridge does not act on
+    "not_incident",  # about an issue that is no incident's
+    "own_account",  # caused by the bridge's own account
+    "duplicate",  # an X-GitHub-Delivery seen before
+    "bad_signature",  # 401
+    "malformed",  # 400
+    "unavailable",  # 503: the store (or GitHub, to learn the bridge's login) did not answer
+)
+# The poller (bridge/github/poller.py), without a webhook secret: one result per request round.
+GITHUB_POLL_RESULTS = ("unchanged", "changed", "error")
 EFFECT_RESULTS = ("done", "retry", "failed")
 RECONCILE_RESULTS = ("ok", "partial", "failed")
 RECONCILE_ACTIONS = ("resolved", "silenced", "unsilenced", "opened")
@@ -183,6 +201,24 @@ class Metrics:
             self.github_budget_used.labels(window=window)
         for priority in Priority:
             self.outbox_queue.labels(priority=str(priority))
+        self.github_events = Counter(
+            "incident_bridge_github_events",
+            "GitHub webhook deliveries (POST /api/v1/github/events), by event and result.",
+            ["event", "result"],
+            registry=r,
+        )
+        for event in GITHUB_EVENT_KINDS:
+            for event_result in GITHUB_EVENT_RESULTS:
+                self.github_events.labels(event=event, result=event_result)
+        self.github_polls = Counter(
+            "incident_bridge_github_polls",
+            "Issues polled without a webhook secret, by result: unchanged (a 304, free of rate"
+            " limit), changed (read and applied) or error (retried next round).",
+            ["result"],
+            registry=r,
+        )
+        for poll_result in GITHUB_POLL_RESULTS:
+            self.github_polls.labels(result=poll_result)
         self.pruned = Counter(
             "incident_bridge_pruned_rows",
             "Rows deleted by store.retention, by kind (timeline events, finished effects).",

@@ -357,6 +357,22 @@ def splice(body: str, region: str) -> str:
     return body[: span[0]] + region + body[span[1] :]
 
 
+def adopted_body(body: str, region: str, incident: Incident) -> str:
+    """A reported issue's body once the bridge adopts it: what the reporter wrote, untouched,
+    then the bridge's region, the sections for people (when they fit) and the marker. Adopting
+    again (a retry after an answer that never came) replaces only the region."""
+    if _region_span(body) is not None:
+        adopted = splice(body, region)
+    else:
+        parts = [body.rstrip(), region, _human_sections()]
+        if sum(len(part) + 2 for part in parts) + len(marker(incident)) > BODY_LIMIT:
+            parts.pop()  # the reporter's text and the region come first
+        adopted = "\n\n".join(part for part in parts if part)
+    if marker(incident) not in adopted:
+        adopted = f"{adopted}\n\n{marker(incident)}"
+    return adopted
+
+
 def region_of(body: str) -> str:
     """The bridge region of an issue body (markers included), or "" when there is none."""
     span = _region_span(body)
@@ -450,6 +466,16 @@ def render_comment(incident: Incident, event: TimelineEvent) -> str:
             head += (
                 "\n\nAcknowledge to stop the paging: assign this issue, label it"
                 " `acknowledged`, or comment."
+            )
+    elif event.kind == "closed_manually":
+        firing = int(event.data.get("firing") or 0)
+        who = escape(str(event.data.get("who", "")), 60) or "someone"
+        head = f"**Closed by hand** at {_time(event.at)} by {who}: resolved manually."
+        if firing:
+            alerts = f"{firing} alert{'s' if firing != 1 else ''}"
+            head += (
+                f" ⚠️ {alerts} of this group {'are' if firing != 1 else 'is'} still firing; the"
+                " incident stays closed until an alert of the group starts firing anew."
             )
     else:
         head = f"**{escape(event.kind, 40)}** at {_time(event.at)}: {escape(event.text, 300)}"

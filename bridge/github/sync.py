@@ -122,6 +122,40 @@ class GitHubSync:
         await self._store.save_issue_record(record)
         return record
 
+    async def _adopt_reported(
+        self, incident: Incident, desired: render.DesiredIssue, urgent: bool
+    ) -> IssueRecord:
+        """A reported incident's issue is the one people opened: never created, edited. One
+        PATCH numbers its title and appends the bridge region and marker below what the
+        reporter wrote (never overwritten); the labels follow one by one in ``_apply``."""
+        assert incident.id is not None
+        assert incident.reported_issue is not None
+        number = incident.reported_issue
+        remote = await self._tracker.get_issue(number, None)
+        body = render.adopted_body(remote.body if remote else "", desired.region, incident)
+        fields = {"body": body}
+        if remote is None or remote.title != desired.title:
+            fields["title"] = desired.title
+        etag = await self._write(urgent, self._tracker.edit_issue, number, fields)
+        record = IssueRecord(
+            incident_id=incident.id,
+            repository=self.repository,
+            number=number,
+            url=remote.url if remote else "",
+            title=desired.title,
+            body=body,
+            region=desired.region,
+            # Labels the reporter set that the bridge wants too are not added again (nor, as
+            # they stay wanted, ever removed).
+            labels=set(desired.labels & remote.labels) if remote else set(),
+            state=remote.state if remote else "open",
+            etag=etag,
+        )
+        # Recorded at once, like a create: later syncs edit this issue.
+        await self._store.save_issue_record(record)
+        log.info("github_issue_adopted_reported", issue=number, incident=incident.display_id)
+        return record
+
     async def _create(
         self, incident: Incident, desired: render.DesiredIssue, urgent: bool
     ) -> IssueRecord:
@@ -194,6 +228,8 @@ class GitHubSync:
         desired = render.render_issue(incident, events, self._options)
         record = await self._store.issue_record(incident_id, self.repository)
         storm_id = await self._store.storm_of(incident_id) if incident.kind == "incident" else None
+        if record is None and incident.reported_issue is not None:
+            record = await self._adopt_reported(incident, desired, urgent)
         if record is None and recover:
             record = await self._adopt(incident, desired)
         if record is None:
