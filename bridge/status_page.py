@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from bridge.heartbeat import RULE as HEARTBEAT_RULE
 from bridge.model import Incident
 
 Step = Literal["Investigating", "Identified", "Monitoring", "Resolved"]
@@ -197,10 +198,17 @@ def public_incident(
     )
 
 
+def public(incident: Incident) -> bool:
+    """An incident the public hears of: not a maintenance request, a storm roll-up, or the
+    bridge's own "Alerting pipeline is down" (the heartbeat: our monitoring, not their
+    service — the responders and stakeholders are told of it, the status page is not)."""
+    return incident.kind == "incident" and incident.priority_rule != HEARTBEAT_RULE
+
+
 def listed(incident: Incident, now: datetime) -> bool:
-    """Shown on the page: an incident (not a maintenance request or storm roll-up) that is open
-    or was resolved within the last 7 days."""
-    if incident.kind != "incident":
+    """Shown on the page: a public incident that is open or was resolved within the last 7
+    days."""
+    if not public(incident):
         return False
     if incident.state == "resolved" and incident.resolved_at is not None:
         return now - incident.resolved_at <= RECENT
@@ -296,7 +304,7 @@ def availability(
     levels: dict[str, dict[date, Level]] = {}
     ids: dict[str, dict[date, list[str]]] = {}
     for incident in incidents:
-        if incident.kind != "incident":
+        if not public(incident):
             continue
         service = service_of(incident) or "Other"
         start = incident.opened_at.astimezone(UTC)

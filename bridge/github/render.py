@@ -259,6 +259,7 @@ def _status_line(incident: Incident) -> str:
     how = {
         "manual": "closed by hand",
         "heartbeat": "the heartbeat arrives again",
+        "reconciled": "resolved by reconciliation: Alertmanager no longer has its alerts",
     }.get(incident.resolution or "", "every alert resolved")
     return f"**Status**: ✅ Resolved at {_time(incident.resolved_at)} ({how})"
 

@@ -419,6 +419,23 @@ def test_resolved_incident_says_when_and_how() -> None:
     assert "**Status**: ✅ Resolved at 2026-11-26 21:07:00 UTC (every alert resolved)" in body
 
 
+@pytest.mark.parametrize(
+    ("resolution", "how"),
+    [
+        ("alerts", "every alert resolved"),
+        ("manual", "closed by hand"),
+        ("reconciled", "resolved by reconciliation: Alertmanager no longer has its alerts"),
+        ("heartbeat", "the heartbeat arrives again"),
+    ],
+)
+def test_the_status_line_says_how_it_was_resolved(resolution: str, how: str) -> None:
+    """Each way an incident resolves has its own words on the status line."""
+    incident, events = resolved(*opened(note(alert())))
+    incident.resolution = resolution
+    body = render_issue(incident, events, OPTIONS).body
+    assert f"**Status**: ✅ Resolved at 2026-11-26 21:07:00 UTC ({how})" in body
+
+
 # -- left-out alerts and size --------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from bridge.heartbeat import RULE as HEARTBEAT_RULE
 from bridge.model import AlertState, Incident, Priority
 from bridge.status_page import (
     Step,
@@ -337,6 +338,19 @@ def test_page_lists_open_and_recently_resolved_incidents_with_a_banner() -> None
     assert data["incidents"][0]["status"] == "Identified"
     assert [p["status"] for p in data["incidents"][0]["posts"]] == ["Identified", "Investigating"]
     assert data["availability"]["from"] == str(TODAY - timedelta(days=89))
+
+
+def test_the_pipeline_down_incident_is_not_public() -> None:
+    """The bridge's own "Alerting pipeline is down" (the heartbeat) is our monitoring, not the
+    public's service: neither listed nor counted in the availability bars."""
+    pipeline = incident(number=4, priority=Priority.P0, opened=NOW - MIN, labels={})
+    pipeline.priority_rule = HEARTBEAT_RULE
+    page = build_page("Acme", [pipeline], NOW, WINDOW)
+    assert page.incidents == ()
+    assert page.overall == "All systems operational"
+    bars = availability([pipeline], NOW)
+    assert bars.services == ()
+    assert {cell.level for cell in bars.overall} == {"operational"}
 
 
 def test_html_is_self_contained_phone_friendly_and_public() -> None:
