@@ -372,6 +372,9 @@ class Store(Protocol):
         """Record a GitHub webhook delivery; False when it was recorded before (a replay or a
         redelivery). Deliveries older than the retention are pruned with the events."""
 
+    async def delivery_seen(self, delivery_id: str) -> bool:
+        """Whether a GitHub webhook delivery was recorded (``first_delivery``)."""
+
     async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
         """The incident whose issue in ``repository`` is ``number`` (None for other issues)."""
 

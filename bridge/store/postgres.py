@@ -1294,6 +1294,13 @@ class PostgresStore:
             )
         return inserted is not None
 
+    async def delivery_seen(self, delivery_id: str) -> bool:
+        async with self._connection() as conn:
+            found = await conn.fetchval(
+                "SELECT 1 FROM github_deliveries WHERE id = $1", delivery_id
+            )
+        return found is not None
+
     async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(

@@ -1426,6 +1426,14 @@ class SqliteStore:
 
         return await self._write(unit)
 
+    async def delivery_seen(self, delivery_id: str) -> bool:
+        return await self._read(
+            lambda: (
+                self._row("SELECT 1 FROM github_deliveries WHERE id = ?", (delivery_id,))
+                is not None
+            )
+        )
+
     async def incident_by_issue(self, repository: str, number: int) -> Incident | None:
         def read() -> Incident | None:
             row = self._row(

@@ -242,9 +242,15 @@ async def _handle(
         )
     if observer.own(event.sender.login):
         return "own_account", fields
-    if not await svc.store.first_delivery(delivery, svc.clock()):
+    # Recorded once applied, not before: a delivery whose step failed (the store down: 503)
+    # is applied when GitHub or a person delivers it again. Two copies at the same moment may
+    # both apply; every step is idempotent (the first acknowledgement wins, a close or reopen
+    # acts only on the state it changes).
+    if await svc.store.delivery_seen(delivery):
         return "duplicate", fields
-    return await _apply(observer, event), fields
+    result = await _apply(observer, event)
+    await svc.store.first_delivery(delivery, svc.clock())
+    return result, fields
 
 
 async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> Result:

@@ -25,6 +25,9 @@ from hypothesis import strategies as st
 
 from bridge.app import create_app
 from bridge.clock import FakeClock
+from bridge.store.postgres import PostgresStore
+from bridge.store.sqlite import SqliteStore
+from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub, FakeIssue, make_app_key
 from support import (
     APP_ID,
@@ -226,6 +229,45 @@ async def test_a_delivery_is_applied_once(hooked: Harness) -> None:
     assert replay == (200, {"status": "accepted", "result": "duplicate"})
     assert (await the_incident(hooked))["state"] == "open"
     assert await metric(hooked, events_metric("issues", "duplicate")) == 1
+
+
+# A real fault: every update of an incident aborts (and how to remove it), per store.
+_NO_UPDATES = {
+    "sqlite": (
+        "CREATE TRIGGER no_update BEFORE UPDATE ON incidents"
+        " BEGIN SELECT RAISE(ABORT, 'disk'); END",
+        "DROP TRIGGER no_update",
+    ),
+    "postgres": (
+        "CREATE FUNCTION no_update() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'disk'; END $$;"
+        " CREATE TRIGGER no_update BEFORE UPDATE ON incidents"
+        " FOR EACH ROW EXECUTE FUNCTION no_update()",
+        "DROP TRIGGER no_update ON incidents; DROP FUNCTION no_update()",
+    ),
+}
+
+
+async def test_a_delivery_the_store_could_not_take_is_applied_when_delivered_again(
+    hooked: Harness, store_url: str
+) -> None:
+    """The store fails while the step is applied: 503, and the delivery is not remembered, so
+    GitHub's (or a person's) redelivery of the same ``X-GitHub-Delivery`` acknowledges."""
+    issue = await opened(hooked)
+    assert hooked.app is not None
+    store = hooked.app[SERVICES].store
+    assert isinstance(store, SqliteStore | PostgresStore)
+    add, remove = _NO_UPDATES["postgres" if store_url.startswith("postgresql") else "sqlite"]
+    assigned = issues_event(issue, "assigned", assignee={"login": "bob"})
+
+    await store.execute_for_test(add)
+    failed, _ = await deliver(hooked, "issues", assigned, delivery="d-9")
+    await store.execute_for_test(remove)
+    again = await deliver(hooked, "issues", assigned, delivery="d-9")
+
+    assert failed == 503
+    assert again == (200, {"status": "accepted", "result": "applied"})
+    assert (await the_incident(hooked))["acknowledged_by"] == "bob"
 
 
 async def test_events_from_the_bridges_own_account_are_ignored(hooked: Harness) -> None:

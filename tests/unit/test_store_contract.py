@@ -1250,7 +1250,9 @@ async def test_marks_keep_the_latest_moment(store: AnyStore, clock: FakeClock) -
 async def test_a_github_delivery_is_first_only_once(store: AnyStore, clock: FakeClock) -> None:
     """Deliveries are remembered, so a replay or a redelivery is recognised; prune forgets
     those older than the cut-off."""
+    assert not await store.delivery_seen("d-1")
     assert await store.first_delivery("d-1", clock())
+    assert await store.delivery_seen("d-1")
     assert not await store.first_delivery("d-1", clock())
     assert await store.first_delivery("d-2", clock())
     await store.prune(clock() + timedelta(seconds=1))
