@@ -195,8 +195,10 @@ def close_manually(who: str) -> Step:
     resolution was told already, and its issue must stay closed."""
 
     def step(current: Incident | None, now: datetime) -> Decision:
-        if current is None or current.kind != "incident":
+        if current is None or current.kind not in ("incident", "maint"):
             return _unchanged(current)
+        if current.kind == "maint":
+            return _close_request(current, who, now)
         incident = copy.copy(current)
         incident.manual_hold = True
         if current.state != "open":
@@ -236,12 +238,36 @@ def close_manually(who: str) -> Step:
     return step
 
 
+def _close_request(current: Incident, who: str, now: datetime) -> Decision:
+    """A maintenance request closed by people: the work is done. It stays closed (the sync
+    keeps it so) until its condition fires anew, which reopens the same request."""
+    if current.manual_hold:
+        return _unchanged(current)
+    incident = copy.copy(current)
+    incident.manual_hold = True
+    incident.resolution = "manual"
+    if incident.state == "open":
+        incident.state = "resolved"
+        incident.resolved_at = now
+    timeline = _Timeline(incident)
+    timeline.add(now, "closed_manually", f"Closed by {who}: the work is done", who=who)
+    return Decision(
+        outcome="closed",
+        incident=incident,
+        changed=True,
+        events=timeline.events,
+        effects=[EffectSpec("github.sync")],
+    )
+
+
 def reopen_manually(who: str) -> Step:
     """``who`` reopened the issue: the resolved incident is open again (its acknowledgement and
     deadlines kept: people undid a close, the alerts did not come back), and the engine treats
     it as open from now on."""
 
     def step(current: Incident | None, now: datetime) -> Decision:
+        if current is not None and current.kind == "maint" and current.manual_hold:
+            return _reopen_request(current, who, now)
         if current is None or current.kind != "incident" or current.state != "resolved":
             return _unchanged(current)
         incident = copy.copy(current)
@@ -260,6 +286,25 @@ def reopen_manually(who: str) -> Step:
         )
 
     return step
+
+
+def _reopen_request(current: Incident, who: str, now: datetime) -> Decision:
+    """A maintenance request people closed and reopened: it is theirs again, open on GitHub;
+    its state follows its condition (open while an alert fires)."""
+    incident = copy.copy(current)
+    incident.manual_hold = False
+    incident.resolution = None if incident.firing_alerts() else "alerts"
+    if incident.firing_alerts():
+        incident.state, incident.resolved_at = "open", None
+    timeline = _Timeline(incident)
+    timeline.add(now, "reopened_manually", f"Reopened by {who}", who=who)
+    return Decision(
+        outcome="reopened",
+        incident=incident,
+        changed=True,
+        events=timeline.events,
+        effects=[EffectSpec("github.sync")],
+    )
 
 
 @dataclass(frozen=True, slots=True)

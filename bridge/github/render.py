@@ -418,7 +418,9 @@ def desired_labels(incident: Incident, options: RenderOptions) -> frozenset[str]
 
 def desired_state(incident: Incident, options: RenderOptions) -> str:
     if incident.kind == "maint":
-        return "open"
+        # People close a request when the work is done; it reopens when its condition fires
+        # anew (the engine clears manual_hold then).
+        return "closed" if incident.manual_hold else "open"
     if incident.state == "resolved" and (
         options.close_on_resolve or incident.resolution == "manual"
     ):

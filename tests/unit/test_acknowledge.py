@@ -16,6 +16,7 @@ import pytest
 from bridge import acknowledge as ack
 from bridge import status_page
 from bridge.engine import Decision, Policy, apply_notification
+from bridge.github.render import RenderOptions, desired_state
 from bridge.model import (
     AlertSnapshot,
     AlertState,
@@ -298,12 +299,37 @@ def test_closing_an_issue_left_open_after_its_alerts_resolved_is_quiet() -> None
 
 @pytest.mark.parametrize(
     "current",
-    [None, incident(kind="maint"), resolved(resolution="manual", manual_hold=True)],
+    [
+        None,
+        resolved(resolution="manual", manual_hold=True),
+        incident(kind="maint", manual_hold=True, state="resolved", resolution="manual"),
+    ],
 )
 def test_closing_changes_nothing(current: Incident | None) -> None:
-    """No incident, a maintenance request (people close those as the work ends), or an
-    incident already closed by hand (a repeat)."""
+    """No incident, or one already closed by hand (a repeat)."""
     assert not ack.close_manually("dave")(current, NOW).changed
+
+
+OPTIONS = RenderOptions(styles={})  # desired_state reads no style
+
+
+@pytest.mark.parametrize("state", ["open", "resolved"])
+def test_a_maintenance_request_closed_by_people_stays_closed(state: str) -> None:
+    """People close a maintenance request when the work is done: it is held closed (the sync
+    keeps it closed) until its condition fires anew; nobody is told, the timeline says so."""
+    request = incident(kind="maint", state=state, respond_by=None, resolve_by=None)
+    decision = ack.close_manually("dave")(request, NOW)
+    after = decision.incident
+    assert after is not None
+    assert (after.state, after.manual_hold, after.resolution) == ("resolved", True, "manual")
+    assert kinds(decision) == ["closed_manually"]
+    assert effects(decision) == [("github.sync", None)]
+    assert desired_state(after, OPTIONS) == "closed"
+
+    reopened = ack.reopen_manually("erin")(after, NOW).incident
+    assert reopened is not None
+    assert not reopened.manual_hold
+    assert desired_state(reopened, OPTIONS) == "open"
 
 
 def test_reopened_by_a_human_is_open_again() -> None:
@@ -327,7 +353,7 @@ def test_reopened_by_a_human_is_open_again() -> None:
 
 
 @pytest.mark.parametrize("current", [None, incident(), incident(kind="maint")])
-def test_reopening_changes_nothing_unless_resolved(current: Incident | None) -> None:
+def test_reopening_changes_nothing_unless_closed(current: Incident | None) -> None:
     assert not ack.reopen_manually("erin")(current, NOW).changed
 
 

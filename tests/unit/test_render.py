@@ -598,6 +598,7 @@ def test_maintenance_labels(mtype: str) -> None:
         ({}, True, "manual", False, "closed"),  # a person closed it: keep it closed
         ({"kind": "maintenance"}, False, None, True, "open"),
         ({"kind": "maintenance"}, True, "alerts", True, "open"),  # maintenance stays open
+        ({"kind": "maintenance"}, True, "manual", True, "closed"),  # until people close it
     ],
 )
 def test_desired_state(
@@ -612,6 +613,7 @@ def test_desired_state(
     if resolve:
         incident, events = resolved(incident, events)
         incident.resolution = resolution
+        incident.manual_hold = resolution == "manual"
     options = dataclasses.replace(OPTIONS, close_on_resolve=close_on_resolve)
     assert desired_state(incident, options) == state
     assert render_issue(incident, events, options).state == state
