@@ -48,6 +48,10 @@ GITHUB_POLL_RESULTS = ("unchanged", "changed", "error")
 EFFECT_RESULTS = ("done", "retry", "failed")
 RECONCILE_RESULTS = ("ok", "partial", "failed")
 RECONCILE_ACTIONS = ("resolved", "silenced", "unsilenced", "opened")
+# A message told instead on its person's next channel (bridge/notify/fallback.py): its own one
+# failed for good, or was still failing at the response deadline.
+NOTIFY_CHANNELS = ("slack", "email", "sms")
+FALLBACK_REASONS = ("failed", "late")
 SLA_KINDS = ("response", "resolution")
 INGEST_OUTCOMES: tuple[str, ...] = get_args(NotificationOutcome)
 # MTTD / MTTA / MTTR (bridge/measures.py): buckets around the operations guide's targets —
@@ -120,6 +124,14 @@ class Metrics:
             "incident_bridge_effects",
             "Outbox effect attempts, by effect kind and result.",
             ["kind", "result"],
+            registry=r,
+        )
+        self.notify_fallbacks = Counter(
+            "incident_bridge_notify_fallbacks",
+            "Notifications that did not reach their person on time, by channel and reason:"
+            " failed (permanently) or late (still failing at the response deadline, retried);"
+            " each is told on the person's next channel when they have one.",
+            ["channel", "reason"],
             registry=r,
         )
         self.outbox_pending = Gauge(
@@ -263,6 +275,9 @@ class Metrics:
         for priority in Priority:
             self.incidents_opened.labels(priority=str(priority))
             self.incidents_open.labels(priority=str(priority))
+        for channel in NOTIFY_CHANNELS:
+            for reason in FALLBACK_REASONS:
+                self.notify_fallbacks.labels(channel=channel, reason=reason)
         for kind in get_args(EffectKind):
             self.effect_seconds.labels(kind=kind)
             for result in EFFECT_RESULTS:

@@ -4,6 +4,12 @@ Every retry is scheduled here and nowhere else: a retryable failure sets ``next_
 (exponential backoff with jitter, or exactly what ``Retry-After`` / the rate-limit reset asks,
 whichever is later) and releases the claim; nothing sleeps while holding work. A permanent failure
 is recorded, counted and put in the incident's timeline; it never blocks the effects behind it.
+
+A notification may carry a ``deadline`` (its incident's response deadline, ISO 8601, set by
+``bridge/notify/policy.py``). A retry is never scheduled past it — the next attempt comes at the
+deadline at the latest — and a retryable failure at or past it (or one whose ``Retry-After``
+reaches past it: the message cannot go out in time) is retried *and*, in the same transaction,
+once, its person is told on their next channel (``fallback``) with a timeline line saying so.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -22,7 +28,7 @@ from bridge.effects import EffectError
 from bridge.github.sync import PermanentEffectError
 from bridge.metrics import Metrics
 from bridge.model import EffectSpec, Lane
-from bridge.store.base import ClaimedEffect, Store, StoreUnavailable
+from bridge.store.base import LATE, ClaimedEffect, Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +50,18 @@ def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> flo
         # Never earlier than the far side asked; a little later so replicas do not stampede.
         return max(retry_after + rng.uniform(0.0, 1.0), min(jittered, retry_after + 5.0))
     return jittered
+
+
+def deadline_of(effect: ClaimedEffect) -> datetime | None:
+    """The response deadline of a notification not yet told on another channel (None: none)."""
+    raw = effect.payload.get("deadline")
+    if not isinstance(raw, str) or effect.payload.get(LATE):
+        return None
+    try:
+        deadline = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return deadline if deadline.tzinfo is not None else None
 
 
 class Outbox:
@@ -73,7 +91,8 @@ class Outbox:
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._gate = gate
         self._lane = lane
-        self._fallback = fallback  # who to tell instead when an effect fails for good
+        # Who to tell instead when an effect fails for good or is still failing at its deadline.
+        self._fallback = fallback
         self._writer = gate is None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -137,29 +156,34 @@ class Outbox:
         )
         result = "done"
         error_text: str | None = None
+        late = False  # told on another channel now: still failing at its deadline
         try:
             await self._runner(effect)
         except EffectError as error:
             error_text = str(error)
             if error.retryable:
                 result = "retry"
+                now = self._clock()
                 delay = backoff(effect.attempts + 1, error.retry_after, self._rng)
+                at, fallback = self._deadline(effect, now, now + timedelta(seconds=delay), error)
                 # Unknown stays unknown until the effect is done: this attempt failing before
                 # it wrote anything does not tell whether an earlier one did.
-                await self._store.retry_effect(
+                retried = await self._store.retry_effect(
                     effect,
-                    self._clock() + timedelta(seconds=delay),
+                    at,
                     error_text,
                     outcome_unknown=effect.outcome_unknown or error.outcome_unknown,
+                    fallback=fallback,
                 )
+                if fallback is not None and retried:
+                    late = True
+                    self._count_fallback("late")
             else:
                 result = "failed"
-                await self._store.fail_effect(
-                    effect, self._clock(), error_text, self._fallback(effect)
-                )
+                await self._fail(effect, error_text)
         except PermanentEffectError as error:
             result, error_text = "failed", str(error)
-            await self._store.fail_effect(effect, self._clock(), error_text, self._fallback(effect))
+            await self._fail(effect, error_text)
         except StoreUnavailable as error:
             # The claim stays until its lease ends; then it is taken again.
             result, error_text = "retry", f"store unavailable: {error}"
@@ -185,9 +209,33 @@ class Outbox:
             attempt=effect.attempts + 1,
             outcome_unknown=effect.outcome_unknown,
             result=result,
+            late=late,
             error=error_text,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
+
+    def _deadline(
+        self, effect: ClaimedEffect, now: datetime, at: datetime, error: EffectError
+    ) -> tuple[datetime, list[EffectSpec] | None]:
+        """When to retry ``effect``, and the fallback to queue with the retry (None: none yet).
+        No retry is scheduled past the effect's deadline; failing at or past it, or asked by
+        the far side to wait past it, the person is told on their next channel now."""
+        deadline = deadline_of(effect)
+        if deadline is None or at <= deadline:
+            return at, None
+        earliest = now + timedelta(seconds=error.retry_after or 0.0)
+        if now >= deadline or earliest > deadline:
+            return at, self._fallback(effect)
+        return deadline, None  # one more attempt at the deadline itself
+
+    async def _fail(self, effect: ClaimedEffect, error_text: str) -> None:
+        fallback = self._fallback(effect)
+        if await self._store.fail_effect(effect, self._clock(), error_text, fallback):
+            self._count_fallback("failed")
+
+    def _count_fallback(self, reason: str) -> None:
+        if self._lane != "github":
+            self._metrics.notify_fallbacks.labels(channel=self._lane, reason=reason).inc()
 
     async def run_forever(self) -> None:
         """Work until ``stop()``; sleep until the next due effect, a wake-up or the idle poll."""

@@ -1,10 +1,14 @@
 """When a channel cannot reach someone: tell them on their next channel. Pure.
 
-A stakeholder's email that fails permanently (a refused address) goes out as an SMS to their
-phone instead, and a failed SMS (an unreachable number) as an email; when Slack fails permanently
-(a revoked token, a missing channel) the escalation contacts are emailed (texted when email is not
-configured). A fallback never falls back again, so two broken channels cannot ping-pong. The
-failure and who is told instead go into the issue timeline (by name only).
+A stakeholder's email that fails permanently (a refused address), or is still failing at the
+response deadline (the SMTP server down), goes out as an SMS to their phone instead, and a failed
+SMS as an email; when Slack fails (a revoked token, a missing channel, or down at the deadline)
+the escalation contacts are emailed (texted when email is not configured). A fallback never
+falls back again, so two broken channels cannot ping-pong, and a message already told on the
+next channel at its deadline is not told there again when it later fails for good. A storm
+control bundle that fails for good is taken over by the person's bundle on their next channel
+(one message, whatever it held). The failure and who is told instead go into the issue timeline
+(by name only).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from bridge.model import EffectKind, EffectSpec
 from bridge.notify.policy import Recipient
+from bridge.store.base import LATE, bundle_payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +43,21 @@ def _spec(kind: EffectKind, to: str, person: Recipient, payload: dict[str, Any])
     )
 
 
+def _next_channel(kind: str, address: str, contacts: Contacts) -> tuple[EffectKind, str, Recipient]:
+    """The stakeholder reached at ``address`` on ``kind``'s channel, on their other one."""
+    for person in contacts.stakeholders:
+        if kind == "notify.email" and person.email == address and person.phone and contacts.sms:
+            return "notify.sms", person.phone, person
+        if kind == "notify.sms" and person.phone == address and person.email and contacts.email:
+            return "notify.email", person.email, person
+    raise LookupError(address)
+
+
 def fallback_for(kind: str, payload: dict[str, Any], contacts: Contacts) -> list[EffectSpec]:
     """The effects that tell, on another channel, whoever ``kind``/``payload`` failed to reach."""
-    if "fallback_for" in payload or payload.get("bundle"):
-        # A fallback never falls back; a bundle (storm control's summary) is not repeated on
-        # the other channel, which had its own messages about the same incidents.
+    if "fallback_for" in payload or payload.get(LATE):
+        # A fallback never falls back; a message told on the next channel at its deadline is
+        # not told there twice.
         return []
     if kind == "notify.slack":
         told: list[EffectSpec] = []
@@ -53,9 +68,12 @@ def fallback_for(kind: str, payload: dict[str, Any], contacts: Contacts) -> list
                 told.append(_spec("notify.sms", person.phone, person, payload))
         return told
     address = str(payload.get("to", ""))
-    for person in contacts.stakeholders:
-        if kind == "notify.email" and person.email == address and person.phone and contacts.sms:
-            return [_spec("notify.sms", person.phone, person, payload)]
-        if kind == "notify.sms" and person.phone == address and person.email and contacts.email:
-            return [_spec("notify.email", person.email, person, payload)]
-    return []
+    try:
+        other, to, person = _next_channel(kind, address, contacts)
+    except LookupError:
+        return []
+    if payload.get("bundle"):
+        # Storm control's summary: the person's bundle on the other channel takes over what it
+        # held — one more message (in that channel's window), not one per held message.
+        return [EffectSpec(other, {**bundle_payload(to, person.name), "fallback_for": address})]
+    return [_spec(other, to, person, payload)]

@@ -10,16 +10,20 @@
 
 Each message is its own effect, keyed by (incident, event, channel, recipient): the event's
 ``seq`` and the recipient are in the effect, so a retry or another replica never sends it twice.
+Each also carries its ``deadline``: the incident's response deadline, or for an event after it,
+the priority's response time counted from the event. A message still failing then is retried
+and, once, its person told on their next channel (``bridge/outbox.py``, ``fallback.py``).
 Maintenance requests are planned work: nobody is notified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from bridge.engine import Decision
-from bridge.model import EffectSpec, Priority, TimelineEvent
+from bridge.model import EffectSpec, Incident, Priority, TimelineEvent
 
 SLACK_EVENTS = frozenset(
     {
@@ -65,6 +69,9 @@ class Audience:
     channels: Mapping[Priority, frozenset[str]]  # per priority: email | sms | status_page
     # Who is paged when a response deadline is missed (``escalation`` in the config).
     escalation: tuple[Recipient, ...] = ()
+    # The response deadline of a priority counted from a moment (the engine's ``respond_by``):
+    # the deadline of a message about an event after the incident's own deadline.
+    respond_by: Callable[[Priority, datetime], datetime] | None = None
 
 
 def _stakeholder_channels(event: TimelineEvent, priority: Priority, audience: Audience) -> set[str]:
@@ -79,13 +86,32 @@ def _stakeholder_channels(event: TimelineEvent, priority: Priority, audience: Au
     return set()
 
 
-def _message(kind: str, person: Recipient, channel: str, event: TimelineEvent) -> EffectSpec:
+def deadline(incident: Incident, event: TimelineEvent, audience: Audience) -> datetime | None:
+    """When a message about ``event`` is late: the incident's response deadline, and for an
+    event after it, the priority's response time counted from the event (a resolution email
+    two hours in is not late at once). None when the incident has no response deadline."""
+    if incident.respond_by is None:
+        return None
+    if audience.respond_by is None:
+        return incident.respond_by
+    return max(incident.respond_by, audience.respond_by(incident.priority, event.at))
+
+
+def _message(
+    kind: str, person: Recipient, channel: str, event: TimelineEvent, due: datetime | None
+) -> EffectSpec:
     to = person.email if channel == "email" else person.phone
     return EffectSpec(
         kind,  # type: ignore[arg-type]  # notify.email | notify.sms, from the caller
-        {"to": to, "name": person.name, "event": event.kind},
+        _with_deadline({"to": to, "name": person.name, "event": event.kind}, due),
         event_seq=event.seq,
     )
+
+
+def _with_deadline(payload: dict[str, str | None], due: datetime | None) -> dict[str, str | None]:
+    if due is not None:
+        payload["deadline"] = due.isoformat()
+    return payload
 
 
 def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
@@ -98,18 +124,20 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
     # "opened" event in the timeline, so as replies they would precede the root they belong to.
     opening = any(event.kind == "opened" for event in decision.events)
     for event in decision.events:
+        due = deadline(incident, event, audience)
         if audience.slack and event.kind in SLACK_EVENTS:
             if opening and event.kind == "alert_firing":
                 continue
             if incident.flapping and event.kind in DAMPED_WHEN_FLAPPING:
                 continue
-            effects.append(EffectSpec("notify.slack", {"event": event.kind}, event_seq=event.seq))
+            slack = _with_deadline({"event": event.kind}, due)
+            effects.append(EffectSpec("notify.slack", slack, event_seq=event.seq))
         wanted = _stakeholder_channels(event, incident.priority, audience)
         for person in audience.stakeholders:
             if "email" in wanted and audience.email and person.email:
-                effects.append(_message("notify.email", person, "email", event))
+                effects.append(_message("notify.email", person, "email", event, due))
             if "sms" in wanted and audience.sms and person.phone:
-                effects.append(_message("notify.sms", person, "sms", event))
+                effects.append(_message("notify.sms", person, "sms", event, due))
         if event.kind == "escalated":
             # The timer decided the channels (SMS for P0 at any hour, for P1 in business hours,
             # email otherwise: bridge/sla.py); a channel not configured falls to the other.
@@ -118,7 +146,7 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
                 sms = "sms" in paged and audience.sms and person.phone
                 email = audience.email and person.email and ("email" in paged or not sms)
                 if sms:
-                    effects.append(_message("notify.sms", person, "sms", event))
+                    effects.append(_message("notify.sms", person, "sms", event, due))
                 if email:
-                    effects.append(_message("notify.email", person, "email", event))
+                    effects.append(_message("notify.email", person, "email", event, due))
     return effects
