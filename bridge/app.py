@@ -21,7 +21,7 @@ import github
 import structlog
 from aiohttp import web
 
-from bridge import classify, deadlines, sla
+from bridge import classify, deadlines, review, sla
 from bridge.acknowledge import priority_labels
 from bridge.alertmanager_api import AlertmanagerClient
 from bridge.clock import Clock, system_clock
@@ -54,6 +54,7 @@ from bridge.notify.slack import SlackNotifier
 from bridge.notify.sms import SmsNotifier
 from bridge.outbox import Gate, Outbox
 from bridge.reconcile import Reconciler
+from bridge.reminders import ReviewReminders
 from bridge.retention import Retention
 from bridge.rules import Rules
 from bridge.scheduler import Scheduler, Tick, TimerStep
@@ -168,6 +169,15 @@ def build_render_options(config: Config, rules: Rules) -> render.RenderOptions:
         close_on_resolve=config.github.close_on_resolve,
         extra_labels=tuple(config.github.labels),
         runbook=runbook,
+        traceability={
+            service: render.Trace(
+                requirement=trace.requirement,
+                component=trace.component,
+                implementation=trace.implementation,
+                tests=trace.tests,
+            )
+            for service, trace in config.traceability.items()
+        },
     )
 
 
@@ -188,6 +198,7 @@ def label_specs(config: Config, rules: Rules) -> list[LabelSpec]:
         LabelSpec(
             "storm", "5319e7", "Alert storm roll-up: groups listed while the budget is spent"
         ),
+        LabelSpec(review.LABEL, "5319e7", "Post-incident review of a P0/P1 incident"),
     ]
     colors = {
         Priority.P0: "b60205",
@@ -453,7 +464,8 @@ def create_app(
         metrics,
         clock,
     )
-    ticks: list[Tick] = [heartbeat.check]
+    # A post-incident review still open 48 h after its incident resolved: one reminder.
+    ticks: list[Tick] = [heartbeat.check, ReviewReminders(store, wake_all).check]
     scheduler = app[SCHEDULER] = Scheduler(
         store, ingestor, clock, timer_steps(config, rules), ticks, metrics=metrics
     )

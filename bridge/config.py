@@ -952,6 +952,17 @@ class StatusPageConfig(_Model):
     monitoring_window: Duration = timedelta(minutes=30)
 
 
+class TraceConfig(_Model):
+    """One service's references, shown in its incidents' Traceability section (the guide's
+    "Linking Bugs to Original Requirements"); an alert's ``requirement`` / ``component`` label
+    wins over the entry's."""
+
+    requirement: Text | None = None
+    component: Text | None = None
+    implementation: Text | None = None
+    tests: Text | None = None
+
+
 class Config(_Model):
     """The whole configuration. ``Config()`` is the zero-config (dry-run) configuration."""
 
@@ -972,6 +983,8 @@ class Config(_Model):
     heartbeat: HeartbeatConfig = _section()
     flapping: FlappingConfig = _section()
     status_page: StatusPageConfig = _section()
+    # By service (an alert's ``service`` label, else its ``job``).
+    traceability: dict[Text, TraceConfig] = Field(default_factory=dict)
 
     _config_path: Path | None = PrivateAttr(default=None)
     _config_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -2,7 +2,8 @@
 
 The same path applies every other change of an incident's state — a timer coming due, a GitHub
 event, reconciliation with Alertmanager — through ``Ingestor.apply``: a pure step on the latest
-incident of a key, in one transaction, with the notifications its decision calls for.
+incident of a key, in one transaction, with the notifications its decision calls for and, when it
+resolves a P0/P1 incident, its post-incident review (bridge/review.py).
 
 A firing heartbeat alert (``heartbeat.alertname``) is never an incident, but its arrival is
 remembered as the store's ``heartbeat`` mark, which the dead man's switch (bridge/heartbeat.py)
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bridge import review
 from bridge.clock import Clock
 from bridge.engine import Decision, Policy, apply_notification
 from bridge.identity import IdentityMode, identity_key, identity_of
@@ -83,9 +85,11 @@ class Ingestor:
         key = identity_key(identity)
 
         def decide(current: Incident | None) -> Decision:
-            decision = apply_notification(current, notification, self._clock(), self._policy)
+            now = self._clock()
+            decision = apply_notification(current, notification, now, self._policy)
             # Messages are effects of the same transaction: told once, whatever happens next.
             decision.effects.extend(self._notify(decision))
+            review.request(current, decision, now)  # a P0/P1 resolved: its review
             return decision
 
         decision = await self._store.ingest(key, identity, decide)
@@ -130,8 +134,10 @@ class Ingestor:
         def decide(current: Incident | None) -> Decision:
             if incident_id is not None and (current is None or current.id != incident_id):
                 return Decision(outcome="unchanged", incident=current)
-            decision = step(current, self._clock())
+            now = self._clock()
+            decision = step(current, now)
             decision.effects.extend(self._notify(decision))
+            review.request(current, decision, now)
             return decision
 
         decision = await self._store.ingest(key, identity, decide)

@@ -150,6 +150,9 @@ class Incident:
     quiet_until: datetime | None = None
     # A reported incident: the issue people opened with the ``incident`` label, adopted.
     reported_issue: int | None = None
+    # When its post-incident review was first asked for (a P0/P1 resolution, bridge/review.py):
+    # later resolutions and reopenings update the same review.
+    review_requested_at: datetime | None = None
     id: int | None = None  # store row id, assigned on insert
     number: int | None = None  # INC-/MAINT- number, assigned on insert
 
@@ -250,6 +253,8 @@ EffectKind = Literal[
     "github.sync",
     "github.comment",
     "github.storm",
+    "github.pir",  # create or update the post-incident review (bridge/review.py)
+    "github.pir_reminder",  # the review is still open 48 h after the resolution
     "notify.slack",
     "notify.email",
     "notify.sms",

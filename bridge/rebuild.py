@@ -10,7 +10,9 @@ the group's next notification.
 What people did after the bridge's last write wins: an issue closed by hand is a manual
 resolution. Incidents the store already has (same kind and number) are left alone, so rebuild
 can be run again, and on PostgreSQL beside running replicas. Numbering continues after the
-highest number restored.
+highest number restored. A post-incident review (``kind=pir``) is linked back to its incident
+(found by the incident's issue), so its updates edit it rather than open another; its reminder
+is not scheduled again (the store lost whether it was sent).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from datetime import datetime
 
 import structlog
 
-from bridge import snapshot
+from bridge import review, snapshot
 from bridge import storm as storms
 from bridge.clock import Clock
-from bridge.github import render
+from bridge.github import pir, render
 from bridge.github.client import GitHubError, IssuePage, IssueTracker, RemoteIssue
 from bridge.github.sync import record_of
 from bridge.model import Incident, Priority
-from bridge.store.base import Store
+from bridge.store.base import IssueRecord, Store
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +54,7 @@ class RebuildReport:
     from_labels: list[str] = field(default_factory=list)  # no usable state line
     skipped: list[str] = field(default_factory=list)  # "#12: why"
     highest: dict[str, int] = field(default_factory=dict)  # kind → highest number seen
+    reviews: list[str] = field(default_factory=list)  # INC-001: its review linked back
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -60,6 +63,7 @@ class RebuildReport:
             "rebuilt_from_labels": self.from_labels,
             "skipped": self.skipped,
             "highest": self.highest,
+            "reviews": self.reviews,
         }
 
 
@@ -177,6 +181,8 @@ async def rebuild(
 ) -> RebuildReport:
     """Restore every incident and maintenance request the repository's issues describe."""
     report = RebuildReport()
+    incident_issues: dict[int, int] = {}  # INC number → its issue's number
+    found_reviews: list[tuple[Marker, RemoteIssue]] = []
     page = 1
     while True:
         listed = await _page(tracker, page, wait)
@@ -185,6 +191,11 @@ async def rebuild(
             if marker is None:
                 report.skipped.append(f"#{issue.number}: no incident-bridge marker")
                 continue
+            if marker.kind == "pir":  # linked once every incident is back
+                found_reviews.append((marker, issue))
+                continue
+            if marker.kind == "incident":
+                incident_issues[marker.number] = issue.number
             prefix = "MAINT" if marker.kind == "maint" else "INC"
             label = f"{prefix}-{marker.number:03d}"
             report.highest[marker.kind] = max(report.highest.get(marker.kind, 0), marker.number)
@@ -216,6 +227,8 @@ async def rebuild(
         if listed.last:
             break
         page += 1
+    for marker, issue in found_reviews:
+        await _link_review(store, tracker.repository, marker, issue, incident_issues, report)
     log.info(
         "rebuild_done",
         restored=len(report.restored),
@@ -224,3 +237,37 @@ async def rebuild(
         skipped=len(report.skipped),
     )
     return report
+
+
+async def _link_review(
+    store: Store,
+    repository: str,
+    marker: Marker,
+    issue: RemoteIssue,
+    incident_issues: dict[int, int],
+    report: RebuildReport,
+) -> None:
+    """Record a post-incident review's issue as its incident's review, unless it has one."""
+    label = f"INC-{marker.number:03d}"
+    number = incident_issues.get(marker.number)
+    incident = await store.incident_by_issue(repository, number) if number is not None else None
+    if incident is None or incident.id is None or incident.key != marker.key:
+        report.skipped.append(f"#{issue.number}: the review of {label}, not found")
+        return
+    slot = review.slot(repository)
+    if await store.issue_record(incident.id, slot) is not None:
+        return
+    record = IssueRecord(
+        incident_id=incident.id,
+        repository=slot,
+        number=issue.number,
+        url=issue.url,
+        title=issue.title,
+        body=issue.body,
+        region=render.region_of(issue.body),
+        labels=set(issue.labels) & pir.LABELS,
+        state=issue.state,
+        etag=None,
+    )
+    await store.save_issue_record(record)
+    report.reviews.append(label)

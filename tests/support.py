@@ -33,6 +33,7 @@ from fakes.github import FakeGitHub, FakeIssue
 # Captured byte-for-byte from Alertmanager 0.25 (a copy of shared/fixtures/alertmanager).
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 REPO = "acme/incidents"
+REVIEW_LABEL = "post-incident-review"
 TOKEN = "ghp_test_token_0123456789"
 
 
@@ -130,7 +131,13 @@ class Harness:
         return data
 
     def issues(self) -> list[FakeIssue]:
-        return self.github.issues(REPO)
+        """The repository's issues but the post-incident reviews (``reviews()``): incidents,
+        maintenance requests, storm roll-ups."""
+        return [i for i in self.github.issues(REPO) if not i.has_label(REVIEW_LABEL)]
+
+    def reviews(self) -> list[FakeIssue]:
+        """The post-incident reviews the bridge opened (``[PIR] INC-NNN …``)."""
+        return [i for i in self.github.issues(REPO) if i.has_label(REVIEW_LABEL)]
 
 
 def github_config(extra: str = "", *, store_url: str = "sqlite:///state.db") -> str:

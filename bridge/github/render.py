@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from bridge import snapshot
+from bridge import measures, snapshot
 from bridge.model import AlertState, Incident, Priority, StormMember, TimelineEvent
 
 BEGIN = "<!-- incident-bridge:begin -->"
@@ -51,11 +51,24 @@ class Runbook:
 
 
 @dataclass(frozen=True, slots=True)
+class Trace:
+    """A service's references (``traceability`` in the config): the guide's Traceability block."""
+
+    requirement: str | None = None
+    component: str | None = None
+    implementation: str | None = None
+    tests: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RenderOptions:
     styles: Mapping[Priority, PriorityStyle]
     close_on_resolve: bool = True
     extra_labels: tuple[str, ...] = ()
     runbook: Callable[[Incident], Runbook | None] = field(default=lambda _incident: None)
+    # By service (an alert's ``service`` label, else its ``job``): its requirement and
+    # architecture references, for incidents whose alerts carry no such labels.
+    traceability: Mapping[str, Trace] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,19 +230,47 @@ def _runbook_section(incident: Incident, options: RenderOptions) -> list[str]:
     return lines
 
 
-def _traceability_section(incident: Incident) -> list[str]:
-    labels = incident.common_labels
-    requirement = labels.get("requirement")
-    component = labels.get("component")
+_ISSUE_REF = re.compile(r"\\#(\d+)")
+_TRACE_FIELDS = (
+    ("requirement", "Original Requirement"),
+    ("component", "Architecture"),
+    ("implementation", "Implementation"),
+    ("tests", "Tests"),
+)
+
+
+def reference(text: str, limit: int = 200) -> str:
+    """A reference (``#46 REQ-NF-PERF-001``) escaped like alert text, but with its issue
+    references (``#46``, ``acme/reqs#46``) left as GitHub links them."""
+    return _ISSUE_REF.sub(r"#\1", escape(text, limit))
+
+
+def traceability_section(incident: Incident, options: RenderOptions) -> list[str]:
+    """The guide's Traceability block: the alerts' ``requirement`` / ``component`` labels,
+    else the config's ``traceability`` entry for the incident's services (several services:
+    each distinct reference, in service order)."""
+    labelled = {
+        name: incident.common_labels.get(name, "").strip() for name in ("requirement", "component")
+    }
+    found = {name: [labelled[name]] if labelled.get(name) else [] for name, _ in _TRACE_FIELDS}
+    for service in measures.services_of(incident):
+        trace = options.traceability.get(service)
+        if trace is None:
+            continue
+        for name, _title in _TRACE_FIELDS:
+            value = getattr(trace, name)
+            if value and not labelled.get(name) and value not in found[name]:
+                found[name].append(value)
     lines = ["## Traceability", ""]
-    if requirement:
-        lines.append(f"- **Original Requirement**: {escape(requirement, 200)}")
-    if component:
-        lines.append(f"- **Architecture**: {escape(component, 200)}")
-    if not (requirement or component):
+    for name, title in _TRACE_FIELDS:
+        if found[name]:
+            shown = "; ".join(reference(value) for value in found[name][:5])
+            lines.append(f"- **{title}**: {shown}")
+    if len(lines) == 2:
         lines.append(
-            "_No `requirement` or `component` label on the alerts; link the requirement and"
-            " the architecture component here._"
+            "_No `requirement` or `component` label on the alerts and no `traceability` entry"
+            " for the service in the config; link the requirement and the architecture"
+            " component here._"
         )
     return lines
 
@@ -304,7 +345,11 @@ def _maintenance_sections(incident: Incident) -> list[str]:
 
 
 def render_region(
-    incident: Incident, events: Sequence[TimelineEvent], options: RenderOptions, max_rows: int = 50
+    incident: Incident,
+    events: Sequence[TimelineEvent],
+    options: RenderOptions,
+    max_rows: int = 50,
+    review_issue: int | None = None,
 ) -> str:
     lines = [BEGIN]
     if incident.kind == "maint":
@@ -315,11 +360,14 @@ def render_region(
     else:
         style = options.styles[incident.priority]
         lines.append(f"**Severity**: {style.name} ({incident.priority})")
-        lines += [_status_line(incident), ""]
+        lines.append(_status_line(incident))
+        if review_issue is not None:  # the post-incident review links back here (pir.py)
+            lines.append(f"**Post-incident review**: #{review_issue}")
+        lines.append("")
         lines += [*_impact_section(incident, options.styles), ""]
     lines += [*_alerts_section(incident, max_rows), ""]
     lines += [*_runbook_section(incident, options), ""]
-    lines += [*_traceability_section(incident), ""]
+    lines += [*traceability_section(incident, options), ""]
     lines += _timeline_section(events)
     lines.append(snapshot.state_line(incident))  # hidden: what `rebuild` reads back
     lines.append(END)
@@ -429,12 +477,17 @@ def desired_state(incident: Incident, options: RenderOptions) -> str:
 
 
 def render_issue(
-    incident: Incident, events: Sequence[TimelineEvent], options: RenderOptions
+    incident: Incident,
+    events: Sequence[TimelineEvent],
+    options: RenderOptions,
+    *,
+    review_issue: int | None = None,
 ) -> DesiredIssue:
-    """What the incident's issue should look like now."""
+    """What the incident's issue should look like now (with its post-incident review's issue
+    number once it has one)."""
     max_rows = 50
     while True:
-        region = render_region(incident, events, options, max_rows)
+        region = render_region(incident, events, options, max_rows, review_issue)
         body = "\n\n".join([region, _human_sections(), marker(incident)])
         if len(body) <= _BODY_BUDGET or max_rows == 0:
             break

@@ -10,14 +10,16 @@ so text people write outside it survives.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 import structlog
 
+from bridge import review as reviews
 from bridge import storm as storms
-from bridge.github import render
+from bridge.github import pir, render
 from bridge.github.budget import Budget, BudgetExhausted
 from bridge.github.client import GitHubError, IssueTracker, RemoteIssue
 from bridge.model import Incident
@@ -28,6 +30,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 _TIMELINE_EVENTS = 30
+_REVIEW_EVENTS = 1000  # a review's timeline is the whole history (pir.py bounds what it shows)
 _CLOCK_SKEW = timedelta(minutes=5)  # between our clock and GitHub's, when asking "since"
 
 
@@ -107,6 +110,16 @@ class GitHubSync:
             await self.storm(
                 effect.incident_id,
                 recover_since=effect.created_at if effect.outcome_unknown else None,
+            )
+        elif effect.kind == "github.pir":
+            await self.review(
+                effect.incident_id, recover=effect.outcome_unknown, urgent=effect.urgent
+            )
+        elif effect.kind == "github.pir_reminder":
+            await self.remind_review(
+                effect.incident_id,
+                recover_since=effect.created_at if effect.outcome_unknown else None,
+                urgent=effect.urgent,
             )
         else:
             raise PermanentEffectError(f"unknown effect kind {effect.kind!r}")
@@ -225,7 +238,11 @@ class GitHubSync:
         if incident is None:
             raise PermanentEffectError(f"incident {incident_id} is gone")
         events = await self._store.load_events(incident_id, _TIMELINE_EVENTS)
-        desired = render.render_issue(incident, events, self._options)
+        review_issue = None
+        if incident.review_requested_at is not None:  # linked from its review and back
+            review = await self._store.issue_record(incident_id, reviews.slot(self.repository))
+            review_issue = review.number if review is not None else None
+        desired = render.render_issue(incident, events, self._options, review_issue=review_issue)
         record = await self._store.issue_record(incident_id, self.repository)
         storm_id = await self._store.storm_of(incident_id) if incident.kind == "incident" else None
         if record is None and incident.reported_issue is not None:
@@ -358,3 +375,111 @@ class GitHubSync:
                 return
         number, body = record.number, render.render_comment(incident, event)
         await self._write(urgent, self._tracker.create_comment, number, body)
+
+    # -- post-incident reviews (bridge/review.py) ----------------------------------------------
+
+    async def review(
+        self, incident_id: int, *, recover: bool = False, urgent: bool = False
+    ) -> None:
+        """Create the incident's post-incident review, or bring the bridge's region of it up to
+        date (people's sections, and its state — people close it — are never touched); set its
+        reminder's due moment; and have the incident's issue link it."""
+        incident = await self._store.load_incident(incident_id)
+        if incident is None:
+            raise PermanentEffectError(f"incident {incident_id} is gone")
+        events = await self._store.load_events(incident_id, _REVIEW_EVENTS)
+        sent = await self._store.notifications(incident_id)
+        issue = await self._store.issue_record(incident_id, self.repository)
+        desired = pir.render_review(
+            incident, events, sent, self._options, issue.number if issue else None
+        )
+        slot = reviews.slot(self.repository)
+        record = await self._store.issue_record(incident_id, slot)
+        if record is None and recover:
+            record = await self._adopt_review(incident, slot)
+        if record is None:
+            created = await self._write(
+                urgent,
+                self._tracker.create_issue,
+                desired.title,
+                desired.body,
+                sorted(desired.labels),
+            )
+            record = IssueRecord(
+                incident_id=incident_id,
+                repository=slot,
+                number=created.number,
+                url=created.url,
+                title=desired.title,
+                body=desired.body,
+                region=desired.region,
+                labels=set(desired.labels),
+                state="open",
+                etag=created.etag,
+            )
+            # Recorded at once, like every create: it is never repeated once known to be made.
+            await self._store.save_issue_record(record)
+            log.info("github_review_created", issue=created.number, incident=incident.display_id)
+        else:
+            # Never reopened by the bridge: a review people closed is done.
+            await self._apply(record, dataclasses.replace(desired, state=record.state), urgent)
+        await self._store.schedule_review(incident_id, reviews.due_at(incident))
+        if issue is not None and f"**Post-incident review**: #{record.number}" not in issue.region:
+            await self._store.queue_syncs([incident_id], self._clock())  # the link back
+
+    async def _adopt_review(self, incident: Incident, slot: str) -> IssueRecord | None:
+        """The review an earlier, interrupted create made, found by its marker."""
+        assert incident.id is not None
+        remote = await self._tracker.find_issue(pir.marker(incident))
+        if remote is None:
+            return None
+        log.info("github_review_adopted", issue=remote.number, incident=incident.display_id)
+        record = IssueRecord(
+            incident_id=incident.id,
+            repository=slot,
+            number=remote.number,
+            url=remote.url,
+            title=remote.title,
+            body=remote.body,
+            region=render.region_of(remote.body),
+            labels=set(remote.labels) & pir.LABELS,
+            state=remote.state,
+            etag=None,
+        )
+        await self._store.save_issue_record(record)
+        return record
+
+    async def remind_review(
+        self,
+        incident_id: int,
+        *,
+        recover_since: datetime | None = None,
+        urgent: bool = False,
+    ) -> None:
+        """The one reminder on a review still open 48 h after the resolution: its state is read
+        first (a conditional GET), and a review people closed gets none."""
+        incident = await self._store.load_incident(incident_id)
+        if incident is None:
+            raise PermanentEffectError(f"incident {incident_id} is gone")
+        record = await self._store.issue_record(incident_id, reviews.slot(self.repository))
+        if record is None:  # its create failed for good: nothing to remind of
+            log.info("github_review_reminder_skipped", incident=incident.display_id, why="none")
+            return
+        remote = await self._tracker.get_issue(record.number, record.etag)
+        state = remote.state if remote is not None else record.state  # None: unchanged (304)
+        if state == "closed":
+            log.info(
+                "github_review_reminder_skipped",
+                incident=incident.display_id,
+                issue=record.number,
+                why="closed",
+            )
+            return
+        event_marker = render.comment_marker(f"{incident.display_id}.{reviews.REMINDER_ID}")
+        if recover_since is not None and await self._tracker.find_comment(
+            record.number, event_marker, recover_since - _CLOCK_SKEW
+        ):
+            return
+        body = pir.render_reminder(incident, reviews.due_at(incident), self._clock())
+        await self._write(urgent, self._tracker.create_comment, record.number, body)
+        log.info("github_review_reminded", incident=incident.display_id, issue=record.number)

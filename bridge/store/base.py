@@ -390,6 +390,35 @@ class Store(Protocol):
         """Open incidents of every kind with an id above ``after_id``, by id, at most ``limit``:
         a page (reconciliation walks them all, ``after_id`` the last id of the previous page)."""
 
+    # -- post-incident reviews (bridge/review.py) ----------------------------------------------
+
+    async def notifications(self, incident_id: int) -> list[SentNotification]:
+        """The incident's notification effects (Slack, email, SMS) in the order they were
+        queued, whatever their state; those retention pruned are gone."""
+
+    async def schedule_review(self, incident_id: int, due_at: datetime | None) -> None:
+        """When the incident's review is to be reminded of (None: not now — the incident is
+        open again). Once the reminder was queued (``remind_reviews``), nothing changes it:
+        a review is reminded of once."""
+
+    async def remind_reviews(self, now: datetime, limit: int) -> list[int]:
+        """In one transaction: take up to ``limit`` reviews whose reminder is due at ``now``,
+        mark them reminded and queue a ``github.pir_reminder`` effect on each one's incident
+        (urgent for a P0/P1). Returns those incidents' ids. A review is taken once, whichever
+        replica asks."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentNotification:
+    """One notification effect of an incident (``Store.notifications``), by name only: what a
+    post-incident review's timeline says was told to whom."""
+
+    kind: str  # notify.slack | notify.email | notify.sms
+    name: str  # the person's name; "" for Slack
+    event_seq: int | None  # the event it told; None for a storm-control summary
+    state: str  # pending | running | done | failed
+    finished_at: datetime | None
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentHistory:

@@ -111,6 +111,7 @@ def incident_to_json(incident: Incident) -> str:
         "flapping": incident.flapping,
         "quiet_until": incident.quiet_until,
         "reported_issue": incident.reported_issue,
+        "review_requested_at": incident.review_requested_at,
     }
     return orjson.dumps(data).decode()
 
@@ -157,6 +158,7 @@ def incident_from_json(text: str, *, row_id: int, number: int) -> Incident:
         flapping=data.get("flapping", False),
         quiet_until=dt(data.get("quiet_until")),
         reported_issue=data.get("reported_issue"),
+        review_requested_at=dt(data.get("review_requested_at")),
         id=row_id,
         number=number,
     )

@@ -61,6 +61,7 @@ from bridge.store.base import (
     IssueRecord,
     OutboxStats,
     PruneResult,
+    SentNotification,
     StoreUnavailable,
     Storm,
     bundle_payload,
@@ -1347,6 +1348,62 @@ class PostgresStore:
             codec.incident_from_json(row["data"], row_id=row["id"], number=row["number"])
             for row in rows
         ]
+
+    # -- post-incident reviews ---------------------------------------------------------------
+
+    async def notifications(self, incident_id: int) -> list[SentNotification]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT kind, payload, state, finished_at FROM outbox"
+                " WHERE incident_id = $1 AND lane != 'github' ORDER BY id",
+                incident_id,
+            )
+        return [_sent(row) for row in rows]
+
+    async def schedule_review(self, incident_id: int, due_at: datetime | None) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO reviews (incident_id, due_at) VALUES ($1, $2)"
+                " ON CONFLICT (incident_id) DO UPDATE SET due_at = excluded.due_at"
+                " WHERE reviews.reminded_at IS NULL",
+                incident_id,
+                due_at,
+            )
+
+    async def remind_reviews(self, now: datetime, limit: int) -> list[int]:
+        async with self._transaction() as conn:
+            # SKIP LOCKED: a review another replica is taking is its own; once that commits,
+            # its due_at is NULL and no replica takes it again.
+            rows = await conn.fetch(
+                "UPDATE reviews r SET due_at = NULL, reminded_at = $1 FROM incidents i"
+                " WHERE i.id = r.incident_id AND r.incident_id IN (SELECT incident_id"
+                " FROM reviews WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at"
+                " LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING r.incident_id, i.kind, i.priority",
+                now,
+                limit,
+            )
+            for row in rows:
+                await conn.execute(
+                    "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+                    " next_attempt_at, urgent, lane) VALUES ($1, 'github.pir_reminder', '{}',"
+                    " 'pending', $2, $2, $3, 'github')",
+                    row["incident_id"],
+                    now,
+                    row["kind"] == "incident" and row["priority"] in ("P0", "P1"),
+                )
+        return [int(row["incident_id"]) for row in rows]
+
+
+def _sent(row: asyncpg.Record) -> SentNotification:
+    data = codec.loads(row["payload"])
+    seq = data.get("event_seq")
+    return SentNotification(
+        kind=row["kind"],
+        name=str(data.get("name") or ""),
+        event_seq=int(seq) if seq is not None and not data.get("bundle") else None,
+        state=row["state"],
+        finished_at=row["finished_at"],
+    )
 
 
 # Incidents open at some moment of a window: opened before its end ($1), not resolved before its

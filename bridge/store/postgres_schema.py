@@ -188,4 +188,15 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET recipient = coalesce(payload::json ->> 'to', '')
         WHERE lane IN ('email', 'sms') AND state IN ('pending', 'running');
     """,
+    # 10: post-incident reviews (bridge/review.py): when each review's one reminder is due (NULL:
+    # none pending) and when it was queued; kept per review, not on the incident, so a review
+    # is reminded of even after a newer incident of its alert group took the identity
+    """
+    CREATE TABLE reviews (
+        incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),
+        due_at      TIMESTAMPTZ,
+        reminded_at TIMESTAMPTZ
+    );
+    CREATE INDEX reviews_due ON reviews (due_at) WHERE due_at IS NOT NULL;
+    """,
 )

@@ -54,6 +54,7 @@ from bridge.store.base import (
     IssueRecord,
     OutboxStats,
     PruneResult,
+    SentNotification,
     StoreUnavailable,
     Storm,
     bundle_payload,
@@ -1483,6 +1484,67 @@ class SqliteStore:
             return [codec.incident_from_json(d, row_id=i, number=n) for i, n, d in rows]
 
         return await self._read(read)
+
+    # -- post-incident reviews ---------------------------------------------------------------
+
+    async def notifications(self, incident_id: int) -> list[SentNotification]:
+        def read() -> list[SentNotification]:
+            rows = self._rows(
+                "SELECT kind, payload, state, finished_at FROM outbox"
+                " WHERE incident_id = ? AND lane != 'github' ORDER BY id",
+                (incident_id,),
+            )
+            return [_sent(*row) for row in rows]
+
+        return await self._read(read)
+
+    async def schedule_review(self, incident_id: int, due_at: datetime | None) -> None:
+        due = codec.epoch(due_at) if due_at is not None else None
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO reviews (incident_id, due_at) VALUES (?, ?)"
+                " ON CONFLICT (incident_id) DO UPDATE SET due_at = excluded.due_at"
+                " WHERE reviews.reminded_at IS NULL",
+                (incident_id, due),
+            )
+        )
+
+    async def remind_reviews(self, now: datetime, limit: int) -> list[int]:
+        at = codec.epoch(now)
+
+        def unit(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT r.incident_id, i.kind, i.priority FROM reviews r"
+                " JOIN incidents i ON i.id = r.incident_id"
+                " WHERE r.due_at IS NOT NULL AND r.due_at <= ? ORDER BY r.due_at LIMIT ?",
+                (at, limit),
+            ).fetchall()
+            for incident_id, kind, priority in rows:
+                conn.execute(
+                    "UPDATE reviews SET due_at = NULL, reminded_at = ? WHERE incident_id = ?",
+                    (at, incident_id),
+                )
+                conn.execute(
+                    "INSERT INTO outbox (incident_id, kind, payload, state, created_at,"
+                    " next_attempt_at, urgent, lane) VALUES (?, 'github.pir_reminder', '{}',"
+                    " 'pending', ?, ?, ?, 'github')",
+                    (incident_id, at, at, kind == "incident" and priority in ("P0", "P1")),
+                )
+            return [int(row[0]) for row in rows]
+
+        return await self._write(unit)
+
+
+def _sent(kind: str, payload: str, state: str, finished: float | None) -> SentNotification:
+    data = codec.loads(payload)
+    seq = data.get("event_seq")
+    return SentNotification(
+        kind=kind,
+        name=str(data.get("name") or ""),
+        event_seq=int(seq) if seq is not None and not data.get("bundle") else None,
+        state=state,
+        finished_at=codec.from_epoch(finished) if finished is not None else None,
+    )
 
 
 # Incidents open at some moment of a window: opened before its end (?1), not resolved before its

@@ -178,4 +178,15 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET recipient = coalesce(json_extract(payload, '$.to'), '')
         WHERE lane IN ('email', 'sms') AND state IN ('pending', 'running');
     """,
+    # 11: post-incident reviews (bridge/review.py): when each review's one reminder is due (NULL:
+    # none pending) and when it was queued; kept per review, not on the incident, so a review
+    # is reminded of even after a newer incident of its alert group took the identity
+    """
+    CREATE TABLE reviews (
+        incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+        due_at      REAL,
+        reminded_at REAL
+    );
+    CREATE INDEX reviews_due ON reviews (due_at) WHERE due_at IS NOT NULL;
+    """,
 )

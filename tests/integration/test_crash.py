@@ -132,7 +132,8 @@ async def test_sigkill_between_create_and_commit_makes_one_issue(
 
     assert await bridge.post(current_payload("03_resolved_single.json")) == 200
     await eventually(lambda: github.issue(REPO, 1).state == "closed", "the issue is closed")
-    assert len(github.issues(REPO)) == 1
+    # The one incident issue, and the resolved P1's post-incident review.
+    assert [i.title.split()[0] for i in github.issues(REPO)] == ["[INC-001]", "[PIR]"]
     assert len(github.comments(REPO, 1)) == 1
 
 

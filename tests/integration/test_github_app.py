@@ -326,9 +326,10 @@ async def test_enterprise_api_url_with_a_token(tmp_path: Path, clock: FakeClock)
             await h.drain()
         finally:
             await h.stop()
-        [issue] = fake.issues(REPO)
+        [issue, review] = fake.issues(REPO)  # a P1: its post-incident review too
         assert issue.state == "closed"
         assert len(fake.comments(REPO, issue.number)) == 1
+        assert review.title.startswith("[PIR] INC-001 ")
         assert fake.requests
         assert all(r.path.startswith("/api/v3/repos/") for r in fake.requests)
         assert refused(fake) == []

@@ -293,9 +293,9 @@ async def test_a_second_outage_reopens_the_same_incident_within_the_reopen_windo
     await back()
     harness.clock.advance(timedelta(days=2))
     await outage()
-    assert [i.number for i in harness.issues()] == [1, 2]
+    assert [i.number for i in harness.issues()] == [1, 3]  # #2: INC-001's review (a P0)
     assert harness.github.issue(REPO, 1).state == "closed"
-    assert harness.github.issue(REPO, 2).state == "open"
+    assert harness.github.issue(REPO, 3).state == "open"
 
 
 async def test_a_bridge_that_was_down_itself_waits_a_timeout_before_paging(
@@ -374,9 +374,11 @@ async def test_two_replicas_page_once(
         await asyncio.gather(first.app[SCHEDULER].run_once(), second.app[SCHEDULER].run_once())
         for replica in replicas:
             await replica.drain()
-        [issue] = github.issues(REPO)
+        # One issue and, for the resolved P0, one post-incident review.
+        [issue, review] = github.issues(REPO)
         assert issue.state == "closed"
         assert len(github.comments(REPO, issue.number)) == 1
+        assert review.title.startswith("[PIR] INC-001 ")
     finally:
         for replica in replicas:
             await replica.stop()

@@ -71,7 +71,8 @@ async def test_unchanged_repeat_costs_no_github_call(harness: Harness) -> None:
 
 
 async def test_resolution_comments_then_closes_in_one_edit(harness: Harness) -> None:
-    """Resolved: two writes — the comment with the duration, then one PATCH closing the issue."""
+    """Resolved: two writes — the comment with the duration, then one PATCH closing the issue
+    (and linking the post-incident review a P1 gets, whose create is its own write)."""
     await harness.post(payload("01_firing_single.json"))
     await harness.drain()
     harness.github.reset_log()
@@ -83,6 +84,7 @@ async def test_resolution_comments_then_closes_in_one_edit(harness: Harness) -> 
 
     assert writes(harness) == [
         f"POST /repos/{REPO}/issues/1/comments",
+        f"POST /repos/{REPO}/issues",  # the post-incident review
         f"PATCH /repos/{REPO}/issues/1",
     ]
     [issue] = harness.issues()
@@ -130,9 +132,9 @@ async def test_refire_after_reopen_window_is_a_new_incident(harness: Harness) ->
     await harness.drain()
 
     assert answer["incident"] == "INC-002"
-    assert [i.number for i in harness.issues()] == [1, 2]
+    assert [i.number for i in harness.issues()] == [1, 3]  # #2: INC-001's review (a P1)
     assert harness.github.issue(REPO, 1).state == "closed"
-    assert harness.github.issue(REPO, 2).state == "open"
+    assert harness.github.issue(REPO, 3).state == "open"
 
 
 async def test_resolved_notification_for_unknown_group_opens_nothing(harness: Harness) -> None:

@@ -54,13 +54,14 @@ async def test_old_resolved_incidents_lose_their_timeline_open_ones_keep_it(
     result = await retention.run_once()
     assert result is not None
     assert result.events > 0
-    assert result.effects == 4  # INC-001's create, comment and close; INC-002's create
+    # INC-001's create, comment, post-incident review (a P1) and close; INC-002's create
+    assert result.effects == 5
     assert await events_of(harness, "INC-001") == 0
     assert await events_of(harness, "INC-002") == open_events
 
     text = await (await harness.http.get("/metrics")).text()
     assert f'incident_bridge_pruned_rows_total{{kind="events"}} {float(result.events)}' in text
-    assert 'incident_bridge_pruned_rows_total{kind="effects"} 4.0' in text
+    assert 'incident_bridge_pruned_rows_total{kind="effects"} 5.0' in text
 
     # The incidents themselves stay: listings, numbering and reopening still work.
     assert [i["id"] for i in await harness.incidents()] == ["INC-002", "INC-001"]

@@ -1341,6 +1341,7 @@ def test_describe_is_json_and_complete(tmp_path: Path) -> None:
         "heartbeat",
         "flapping",
         "status_page",
+        "traceability",
     }
     assert described["github"]["reopen_window"] == "1d"
     assert described["heartbeat"]["timeout"] == "10m"
