@@ -280,6 +280,7 @@ def build_audience(config: Config, rules: Rules) -> Audience:
         ),
         channels={p: frozenset(rules.policy(p).stakeholders) for p in Priority},
         escalation=tuple(Recipient(p.name, p.email, p.phone) for p in config.escalation),
+        respond_by=build_policy(config, rules).respond_by,  # a message's deadline
     )
 
 

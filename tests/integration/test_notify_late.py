@@ -177,3 +177,29 @@ async def test_slack_down_past_a_p0_deadline_emails_the_escalation_contacts_once
     await harness.drain()
     assert len(slack.messages("#incidents")) == 1
     assert len(mailbox.to(ERIN_MAIL)) == 1
+
+
+async def test_a_message_about_a_later_event_has_the_response_time_from_that_event(
+    harness: Harness, mailbox: Mailbox, twilio: FakeTwilio
+) -> None:
+    """The P1 resolves an hour in, long past its response deadline, while the SMTP server
+    answers 451: the all-clear email is not late at once — it has the priority's 15 minutes
+    from the resolution — and only then is Alice texted instead."""
+    await harness.post(payload("01_firing_single.json"))
+    await harness.drain()
+    assert len(mailbox.received) == 2
+    harness.clock.advance(3600)
+    mailbox.data_answer = "451 4.3.0 try again later"
+    resolved = payload("03_resolved_single.json")
+    [alert] = resolved["alerts"]
+    alert["endsAt"] = harness.clock().isoformat()
+    assert (await harness.post(resolved))[0] == 200
+    await harness.drain()
+    for _ in range(14):
+        harness.clock.advance(60)
+        await harness.drain()
+    assert twilio.messages == []
+    harness.clock.advance(61)
+    await harness.drain()
+    [text] = twilio.sent_to(ALICE_PHONE)
+    assert text.body.startswith("INC-001 P1 RESOLVED: ")
