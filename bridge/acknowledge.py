@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from bridge.engine import Decision, Policy, _Timeline
+from bridge.engine import Decision, Policy, Timeline
 from bridge.ingest import Step
 from bridge.model import EffectSpec, Incident, Priority, TimelineEvent
 
@@ -121,7 +121,7 @@ def _moment(at: datetime | None, incident: Incident, now: datetime) -> datetime:
 
 
 def _ack(
-    incident: Incident, timeline: _Timeline, who: str, via: str, at: datetime, detail: str = ""
+    incident: Incident, timeline: Timeline, who: str, via: str, at: datetime, detail: str = ""
 ) -> None:
     incident.acknowledged_at = at
     incident.acknowledged_by = who
@@ -144,7 +144,7 @@ def acknowledge(who: str, via: AckVia, at: datetime | None = None) -> Step:
         ):
             return _unchanged(current)
         incident = copy.copy(current)
-        timeline = _Timeline(incident)
+        timeline = Timeline(incident)
         detail = " acknowledged" if via == "label" else ""
         _ack(incident, timeline, who, via, _moment(at, incident, now), detail)
         return Decision(
@@ -170,7 +170,7 @@ def identify(who: str, at: datetime | None = None, *, identified_before: bool = 
         if identified_before and not needs_ack:
             return _unchanged(current)
         incident = copy.copy(current)
-        timeline = _Timeline(incident)
+        timeline = Timeline(incident)
         moment = _moment(at, incident, now)
         if needs_ack:
             _ack(incident, timeline, who, "label", moment, " identified")
@@ -216,7 +216,7 @@ def close_manually(who: str) -> Step:
         incident.resolution = "manual"
         incident.resolved_at = now
         incident.quiet_until = None  # a deferred (flapping) close is moot now
-        timeline = _Timeline(incident)
+        timeline = Timeline(incident)
         text = f"Closed by {who}: resolved manually"
         if firing:
             plural = "s" if firing != 1 else ""
@@ -249,7 +249,7 @@ def _close_request(current: Incident, who: str, now: datetime) -> Decision:
     if incident.state == "open":
         incident.state = "resolved"
         incident.resolved_at = now
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     timeline.add(now, "closed_manually", f"Closed by {who}: the work is done", who=who)
     return Decision(
         outcome="closed",
@@ -275,7 +275,7 @@ def reopen_manually(who: str) -> Step:
         incident.resolved_at = None
         incident.resolution = None
         incident.manual_hold = False
-        timeline = _Timeline(incident)
+        timeline = Timeline(incident)
         timeline.add(now, "reopened_manually", f"Reopened by {who}", who=who)
         return Decision(
             outcome="reopened",
@@ -296,7 +296,7 @@ def _reopen_request(current: Incident, who: str, now: datetime) -> Decision:
     incident.resolution = None if incident.firing_alerts() else "alerts"
     if incident.firing_alerts():
         incident.state, incident.resolved_at = "open", None
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     timeline.add(now, "reopened_manually", f"Reopened by {who}", who=who)
     return Decision(
         outcome="reopened",
@@ -360,7 +360,7 @@ def report(issue: Report, priorities: Mapping[str, Priority], policy: Policy) ->
             resolve_by=policy.resolve_by(priority, now),
             reported_issue=issue.number,
         )
-        timeline = _Timeline(incident)
+        timeline = Timeline(incident)
         timeline.add(
             now,
             "reported",

@@ -199,7 +199,7 @@ def _alert_name(alert: AlertState) -> str:
     return f"{name} on {where}" if where else name
 
 
-class _Timeline:
+class Timeline:
     """Collects the events of one decision, numbering them after the incident's last one."""
 
     def __init__(self, incident: Incident) -> None:
@@ -233,7 +233,8 @@ def _highest_firing(alerts: Mapping[str, AlertState]) -> AlertState | None:
     return min(firing, key=lambda a: (a.priority.rank, a.starts_at, a.fingerprint))
 
 
-def _format_duration(delta: timedelta) -> str:
+def human_duration(delta: timedelta) -> str:
+    """``1h 5m``, ``2d 3h``, ``45s``: how long something lasted, for people (comments, reviews)."""
     seconds = max(0, int(delta.total_seconds()))
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)
@@ -332,7 +333,7 @@ def _open(
         maintenance_type=maint_type,
         truncated_alerts=notification.truncated_alerts,
     )
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     timeline.alerts("alert_firing", "fired", firing, now)
     what = "Maintenance request opened" if maintenance else f"Incident opened as {top.priority}"
     timeline.add(now, "opened", f"{what} ({top.rule})", priority=str(top.priority))
@@ -384,7 +385,7 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
     assert top is not None
     episode_start = min(a.starts_at for a in merged.fired + merged.revived)
     reopen_episode(incident, top.priority, top.rule, episode_start, now, policy)
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     timeline.alerts("alert_firing", "fired", merged.fired + merged.revived, now)
     event = timeline.add(
         now,
@@ -407,12 +408,12 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
     )
 
 
-def _flapping_event(timeline: _Timeline, now: datetime, incident: Incident, policy: Policy) -> None:
+def _flapping_event(timeline: Timeline, now: datetime, incident: Incident, policy: Policy) -> None:
     flips = len(incident.flips)
     timeline.add(now, "flapping", flapping_text(flips, policy.flapping), flips=flips)
 
 
-def _resolve_by_alerts(incident: Incident, timeline: _Timeline, now: datetime) -> list[EffectSpec]:
+def _resolve_by_alerts(incident: Incident, timeline: Timeline, now: datetime) -> list[EffectSpec]:
     """Resolve ``incident`` (a copy the caller owns) because every alert has resolved: at the
     last alert's end, with the resolution event; returns its comment and the sync."""
     ended = [a.ends_at for a in incident.alerts.values() if a.ends_at is not None]
@@ -423,7 +424,7 @@ def _resolve_by_alerts(incident: Incident, timeline: _Timeline, now: datetime) -
     # When the last alert ended (Alertmanager's endsAt), which may be before the bridge
     # heard of it; never before the incident's first alert started.
     incident.resolved_at = max(resolved_at, incident.earliest_starts_at)
-    duration = _format_duration(incident.resolved_at - incident.earliest_starts_at)
+    duration = human_duration(incident.resolved_at - incident.earliest_starts_at)
     event = timeline.add(
         incident.resolved_at,
         "resolved",
@@ -444,7 +445,7 @@ def settle_flapping(incident: Incident, now: datetime) -> Decision:
     if settled.firing_alerts():  # a re-fire clears quiet_until; never close a firing incident
         return Decision(outcome="updated", incident=settled, changed=True)
     settled.flapping = False
-    timeline = _Timeline(settled)
+    timeline = Timeline(settled)
     effects = _resolve_by_alerts(settled, timeline, now)
     return Decision(
         outcome="resolved",
@@ -478,7 +479,7 @@ def _update_open(
     incident.common_annotations = dict(notification.common_annotations)
     if summary_changed:
         incident.summary = common_summary
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     timeline.alerts("alert_firing", "fired", merged.fired + merged.revived, now)
     timeline.alerts("alert_resolved", "resolved", merged.resolved, now)
 

@@ -34,7 +34,7 @@ import structlog
 
 from bridge.clock import Clock
 from bridge.durations import format_duration
-from bridge.engine import Decision, Policy, _format_duration, _Timeline, reopen_episode
+from bridge.engine import Decision, Policy, Timeline, human_duration, reopen_episode
 from bridge.identity import identity_key
 from bridge.ingest import HEARTBEAT_MARK, Ingestor, Step, heartbeat_resolution
 from bridge.metrics import Metrics
@@ -92,7 +92,7 @@ def outage_step(alertname: str, timeout: timedelta, last_seen: datetime, policy:
             incident.earliest_starts_at = last_seen  # this outage's start
             incident.summary = texts["summary"]
             incident.common_annotations = texts
-            timeline = _Timeline(incident)
+            timeline = Timeline(incident)
             event = timeline.add(
                 now, "reopened", f"Reopened as P0: {since}", priority="P0", why=since
             )
@@ -124,7 +124,7 @@ def outage_step(alertname: str, timeout: timedelta, last_seen: datetime, policy:
             resolve_by=policy.resolve_by(Priority.P0, last_seen),
             common_annotations=texts,
         )
-        timeline = _Timeline(incident)
+        timeline = Timeline(incident)
         timeline.add(now, "opened", f"Incident opened as P0 ({RULE}): {since}", priority="P0")
         return Decision(
             outcome="opened",
@@ -149,8 +149,8 @@ def return_step(alertname: str, returned_at: datetime) -> Step:
         incident.state = "resolved"
         incident.resolution = RESOLUTION
         incident.resolved_at = max(min(returned_at, now), incident.earliest_starts_at)
-        duration = _format_duration(incident.resolved_at - incident.earliest_starts_at)
-        timeline = _Timeline(incident)
+        duration = human_duration(incident.resolved_at - incident.earliest_starts_at)
+        timeline = Timeline(incident)
         why = f"{alertname} arrives again after {duration} without it"
         event = timeline.add(
             incident.resolved_at, "resolved", f"Resolved: {why}", duration=duration, why=why

@@ -55,7 +55,7 @@ import structlog
 
 from bridge.alertmanager_api import AlertGroup, PeerAlert, PeerGroups
 from bridge.clock import Clock
-from bridge.engine import Decision, _format_duration, _Timeline
+from bridge.engine import Decision, Timeline, human_duration
 from bridge.flapping import FlapPolicy, flapping_text, record_flip
 from bridge.identity import IdentityMode
 from bridge.ingest import Ingestor, Step
@@ -120,7 +120,7 @@ def _resolve(current: Incident, now: datetime, flapping: FlapPolicy) -> Decision
         ended.updated_at = now
         ended.resolved_by_absence = True  # Alertmanager did not say it resolved; it is gone
         incident.alerts[alert.fingerprint] = ended
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     # Every alert gone is a flip, as a resolution by webhook is (bridge/flapping.py).
     if incident.kind == "incident" and record_flip(incident, now, flapping):
         flips = len(incident.flips)
@@ -149,7 +149,7 @@ def _resolve(current: Incident, now: datetime, flapping: FlapPolicy) -> Decision
     incident.resolved_at = max(now, incident.earliest_starts_at)
     incident.quiet_until = None
     incident.paused_at = None  # nothing is paused any more; a reopening starts counting afresh
-    duration = _format_duration(incident.resolved_at - incident.earliest_starts_at)
+    duration = human_duration(incident.resolved_at - incident.earliest_starts_at)
     event = timeline.add(
         now,
         "reconciled",
@@ -175,7 +175,7 @@ def _silence(current: Incident, ids: list[str], now: datetime) -> Decision:
         incident.acknowledged_by = f"Alertmanager silence {ids[0]}"
         incident.acknowledged_via = "silence"
     noun = "silence" if len(ids) == 1 else "silences"
-    event = _Timeline(incident).add(
+    event = Timeline(incident).add(
         now,
         "silenced",
         f"Silenced in Alertmanager ({noun} {named}): acknowledged, deadlines paused",
@@ -201,11 +201,10 @@ def _unsilence(current: Incident, now: datetime) -> Decision:
         incident.resolve_by += paused
     if incident.next_escalation_at is not None:
         incident.next_escalation_at += paused
-    event = _Timeline(incident).add(
+    event = Timeline(incident).add(
         now,
         "unsilenced",
-        "Silence ended while alerts still fire: deadlines resume,"
-        f" {_format_duration(paused)} later",
+        f"Silence ended while alerts still fire: deadlines resume, {human_duration(paused)} later",
         paused_seconds=int(paused.total_seconds()),
     )
     return Decision(

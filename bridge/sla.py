@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from bridge.engine import Decision, _Timeline
+from bridge.engine import Decision, Timeline
 from bridge.model import EffectSpec, Incident, Priority
 
 Page = Literal["always", "business_hours", "never"]
@@ -125,7 +125,7 @@ def step(current: Incident, now: datetime, policy: SlaPolicy) -> Decision:
         return Decision(outcome="unchanged", incident=current)
 
     incident = copy.copy(current)
-    timeline = _Timeline(incident)
+    timeline = Timeline(incident)
     comments: list[EffectSpec] = []
     rule = policy.escalation[incident.priority]
     if response:
@@ -161,7 +161,7 @@ def timer(policy: SlaPolicy) -> Callable[[Incident, datetime], Decision]:
 
 
 def _response_breach(
-    incident: Incident, timeline: _Timeline, now: datetime, rule: Escalation, policy: SlaPolicy
+    incident: Incident, timeline: Timeline, now: datetime, rule: Escalation, policy: SlaPolicy
 ) -> EffectSpec:
     """Record the missed response deadline and page round 1; the breach's comment."""
     assert incident.respond_by is not None  # step() checked it
@@ -191,7 +191,7 @@ def _response_breach(
 
 def _round(
     incident: Incident,
-    timeline: _Timeline,
+    timeline: Timeline,
     now: datetime,
     rule: Escalation,
     policy: SlaPolicy,

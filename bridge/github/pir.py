@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bridge import review
-from bridge.engine import _format_duration
+from bridge.engine import human_duration
 from bridge.github import render
 from bridge.measures import ACK_EVENTS, services_of
 from bridge.model import Incident, TimelineEvent
@@ -124,7 +124,7 @@ def _facts(
         f"**Severity**: {style.name} ({incident.priority})",
     ]
     if incident.state == "resolved" and incident.resolved_at is not None:
-        duration = _format_duration(incident.resolved_at - start)
+        duration = human_duration(incident.resolved_at - start)
         lines.append(
             f"**Duration**: {duration} (first alert {_time(start)}, resolved"
             f" {_time(incident.resolved_at)})"
@@ -135,12 +135,12 @@ def _facts(
         times = "once" if incident.reopen_count == 1 else f"{incident.reopen_count} times"
         lines[-1] += f"; reopened {times}"
     lines.append(f"**Impact**: {_impact(incident)}")
-    response = [f"detected {_format_duration(incident.opened_at - start)} after the first alert"]
+    response = [f"detected {human_duration(incident.opened_at - start)} after the first alert"]
     acknowledged = _first_acknowledgement(incident, events)
     if acknowledged is not None:
         at, who = acknowledged
         response.append(
-            f"acknowledged {_format_duration(at - incident.opened_at)} after that by"
+            f"acknowledged {human_duration(at - incident.opened_at)} after that by"
             f" {render.escape(who, 80)}"
         )
     else:
