@@ -513,6 +513,13 @@ def render_comment(incident: Incident, event: TimelineEvent) -> str:
         duration = escape(str(event.data.get("duration", "")), 40)
         why = escape(str(event.data.get("why") or f"every alert resolved after {duration}"), 200)
         head = f"✅ **Resolved** at {_time(event.at)}: {why}."
+    elif event.kind == "reconciled":
+        duration = escape(str(event.data.get("duration", "")), 40)
+        head = (
+            f"✅ **Resolved by reconciliation** at {_time(event.at)}: none of its alerts is"
+            f" active in Alertmanager any more (after {duration}). Its resolved notification"
+            " was lost, or the group was silenced until its alerts ended."
+        )
     elif event.kind == "reopened":
         why = escape(str(event.data.get("why") or "alerts of this group fire again"), 200)
         head = f"🔁 **Reopened** at {_time(event.at)}: {why}. Priority {incident.priority}."

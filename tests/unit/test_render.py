@@ -622,6 +622,19 @@ def test_desired_state(
 # -- comments ------------------------------------------------------------------------------
 
 
+def test_a_reconciliation_comment_says_why_the_incident_resolved() -> None:
+    """Resolved by reconciliation: the comment says so, how long it lasted, and why no
+    resolved notification came."""
+    incident, _ = opened(note(alert()))
+    event = TimelineEvent(9, T0 + timedelta(hours=1), "reconciled", "...", {"duration": "1h"})
+    comment = render_comment(incident, event)
+    assert comment.startswith(
+        "✅ **Resolved by reconciliation** at 2026-11-26 22:00:00 UTC: none of its alerts is"
+        " active in Alertmanager any more (after 1h)."
+    )
+    assert comment.endswith(f"<!-- incident-bridge:event={event.event_id(incident)} -->")
+
+
 def test_resolution_comment_has_the_duration_and_the_event_marker() -> None:
     """The resolution comment says how long it lasted and carries its event marker."""
     incident, events = resolved(*opened(note(alert())))
