@@ -30,6 +30,7 @@ from typing import Literal
 
 from bridge.engine import Decision, Timeline
 from bridge.model import EffectSpec, Incident, Priority
+from bridge.notify.policy import paged_by
 
 Page = Literal["always", "business_hours", "never"]
 Channel = Literal["sms", "email"]
@@ -56,14 +57,7 @@ class Contact:
     def reached_by(self, channels: tuple[Channel, ...]) -> list[Channel]:
         """The channels a round on ``channels`` reaches this contact on — the notify policy's
         rule: SMS when asked for and possible, email when asked for or instead of the SMS."""
-        sms = "sms" in channels and self.sms
-        email = self.email and ("email" in channels or not sms)
-        ways: list[Channel] = []
-        if sms:
-            ways.append("sms")
-        if email:
-            ways.append("email")
-        return ways
+        return paged_by(channels, email=self.email, sms=self.sms)
 
 
 @dataclass(frozen=True, slots=True)

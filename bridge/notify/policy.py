@@ -18,9 +18,10 @@ Maintenance requests are planned work: nobody is notified.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from bridge.engine import Decision
 from bridge.model import EffectSpec, Incident, Priority, TimelineEvent
@@ -141,12 +142,31 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
         if event.kind == "escalated":
             # The timer decided the channels (SMS for P0 at any hour, for P1 in business hours,
             # email otherwise: bridge/sla.py); a channel not configured falls to the other.
-            paged = set(event.data.get("channels", ()))
+            paged = tuple(event.data.get("channels", ()))
             for person in audience.escalation:
-                sms = "sms" in paged and audience.sms and person.phone
-                email = audience.email and person.email and ("email" in paged or not sms)
-                if sms:
-                    effects.append(_message("notify.sms", person, "sms", event, due))
-                if email:
-                    effects.append(_message("notify.email", person, "email", event, due))
+                ways = paged_by(
+                    paged,
+                    email=audience.email and bool(person.email),
+                    sms=audience.sms and bool(person.phone),
+                )
+                for way in ways:
+                    effects.append(_message(f"notify.{way}", person, way, event, due))
     return effects
+
+
+PageWay = Literal["sms", "email"]
+
+
+def paged_by(paged: Sequence[str], *, email: bool, sms: bool) -> list[PageWay]:
+    """The channels an escalation round asking for ``paged`` reaches a contact on, given
+    whether they can be reached by ``email`` / ``sms`` (an address or number, and the channel
+    configured): SMS when asked for and possible; email when asked for, or instead of an SMS
+    that is not possible. The breach comment names the same (``bridge/sla.py``)."""
+    by_sms = "sms" in paged and sms
+    by_email = email and ("email" in paged or not by_sms)
+    ways: list[PageWay] = []
+    if by_sms:
+        ways.append("sms")
+    if by_email:
+        ways.append("email")
+    return ways
