@@ -120,6 +120,8 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
     incident = decision.incident
     if incident is None or incident.kind != "incident" or not decision.changed:
         return []
+    if not (audience.slack or audience.email or audience.sms):
+        return []  # no channel configured: nobody to tell (and no deadline to work out)
     effects: list[EffectSpec] = []
     # The alerts an incident opens with are in its root Slack message; they come before the
     # "opened" event in the timeline, so as replies they would precede the root they belong to.
