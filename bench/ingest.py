@@ -318,10 +318,18 @@ async def github_path(workdir: Path, samples: int = 50) -> dict[str, Any]:
                     while not settle() and time.monotonic() < deadline:  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
                     await asyncio.sleep(0.5)  # anything else it would do, it has done by now
+                    # A P0/P1 resolution also opens its post-incident review: its own effect
+                    # (CONTRACT.md: "Other effects (reviews, escalations) are their own").
+                    review = [
+                        q
+                        for q in github.requests
+                        if q.is_write and "kind=pir" in json.dumps(q.json or {})
+                    ]
                     calls[name] = {
-                        "writes": github.count_writes(),
+                        "writes": github.count_writes() - len(review),
                         "reads": len(github.requests) - github.count_writes(),
                         "reads_not_modified": sum(1 for q in github.requests if q.status == 304),
+                        "review_writes": len(review),
                     }
 
                 # Fresh timestamps, as Alertmanager sends them: the captured fixture's startsAt
