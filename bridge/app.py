@@ -434,7 +434,6 @@ def create_app(
     def wake_all() -> None:
         for worker in (outbox, *lanes):
             worker.wake()
-        scheduler.wake()  # a change may have set an earlier timer
 
     ingestor = Ingestor(
         store,
@@ -443,6 +442,8 @@ def create_app(
         clock,
         metrics,
         on_effects=wake_all,
+        # A change that set a timer earlier than the scheduler's next look wakes it.
+        on_timer=lambda due: scheduler.wake_for(due),
         notify=lambda decision: notifications(decision, audience),
         heartbeat_timeout=config.heartbeat.timeout,
         on_heartbeat=lambda: scheduler.wake(),  # a pipeline-down incident resolves at once

@@ -65,6 +65,7 @@ class Ingestor:
         clock: Clock,
         metrics: Metrics,
         on_effects: Callable[[], None] = lambda: None,
+        on_timer: Callable[[datetime], None] = lambda _due: None,
         notify: Callable[[Decision], list[EffectSpec]] = lambda _decision: [],
         heartbeat_timeout: timedelta = timedelta(minutes=10),
         on_heartbeat: Callable[[], None] = lambda: None,
@@ -75,6 +76,7 @@ class Ingestor:
         self._clock = clock
         self._metrics = metrics
         self._on_effects = on_effects
+        self._on_timer = on_timer  # a committed incident's next timer (the scheduler's wake)
         self._notify = notify
         self._heartbeat_every = heartbeat_resolution(heartbeat_timeout)
         self._on_heartbeat = on_heartbeat
@@ -103,6 +105,7 @@ class Ingestor:
             self._metrics.flapping.labels(priority=str(decision.incident.priority)).inc()
         if decision.effects:
             self._on_effects()
+        self._timer_of(decision)
         heartbeat = self._policy.heartbeat_alertname
         if any(
             alert.status == "firing" and alert.labels.get("alertname") == heartbeat
@@ -110,6 +113,12 @@ class Ingestor:
         ):
             await self._heartbeat()
         return decision
+
+    def _timer_of(self, decision: Decision) -> None:
+        if decision.changed and decision.incident is not None:
+            due = decision.incident.due_at
+            if due is not None:
+                self._on_timer(due)
 
     async def _heartbeat(self) -> None:
         """Remember that the heartbeat arrived. Skipped while this process wrote the mark less
@@ -144,4 +153,5 @@ class Ingestor:
         observe_improvement(self._metrics, decision)
         if decision.effects:
             self._on_effects()
+        self._timer_of(decision)
         return decision

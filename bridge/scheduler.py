@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -112,10 +112,25 @@ class Scheduler:
         self._idle_poll = idle_poll
         self._wake = asyncio.Event()
         self._stopping = False
+        # When the loop will look again on its own (None while a pass runs, or before it ran).
+        self._sleeping_until: datetime | None = None
 
     def wake(self) -> None:
-        """An incident's timers may have moved earlier: look now."""
+        """Look now."""
         self._wake.set()
+
+    @property
+    def asleep_until(self) -> datetime | None:
+        """When the loop will look again on its own; None while a pass runs."""
+        return self._sleeping_until
+
+    def wake_for(self, due: datetime | None) -> None:
+        """A change committed an incident whose next timer is ``due``: look now if that is
+        before the loop would look on its own (a burst of new incidents, due in minutes, wakes
+        nothing); always while a pass runs, which may have read the due incidents already."""
+        until = self._sleeping_until
+        if due is not None and (until is None or due < until):
+            self._wake.set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -194,9 +209,12 @@ class Scheduler:
         """Work until ``stop()``: sleep until the next due timer, a wake-up or the idle poll."""
         while not self._stopping:
             self._wake.clear()
+            self._sleeping_until = None
             timeout = await self.next_pass()
             if self._stopping:
                 break
             # Never spin: at least a short pause between passes.
+            pause = max(timeout, _MIN_PAUSE)
+            self._sleeping_until = self._clock() + timedelta(seconds=pause)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(timeout, _MIN_PAUSE))
+                await asyncio.wait_for(self._wake.wait(), pause)

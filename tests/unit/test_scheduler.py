@@ -336,3 +336,32 @@ async def test_run_forever_wakes_and_stops(sqlite_store: SqliteStore, clock: Fak
     await asyncio.wait_for(passes.get(), 5)
     scheduler.stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_only_a_timer_earlier_than_the_next_look_wakes_the_loop(
+    sqlite_store: SqliteStore, clock: FakeClock
+) -> None:
+    """A storm of new incidents, each due in minutes, wakes nothing while the loop sleeps its
+    idle poll (here 30 s); a timer due before that wakes it at once."""
+    passes = asyncio.Queue[datetime]()
+
+    async def tick(now: datetime) -> None:
+        passes.put_nowait(now)
+
+    ingestor = Ingestor(sqlite_store, POLICY, "group_key", clock, Metrics())
+    scheduler = Scheduler(sqlite_store, ingestor, clock, [], [tick], idle_poll=IDLE)
+    task = asyncio.create_task(scheduler.run_forever())
+    await asyncio.wait_for(passes.get(), 5)
+    for _ in range(500):  # the pass ends with a read of the next timer, then the loop sleeps
+        if scheduler.asleep_until is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert scheduler.asleep_until == clock() + timedelta(seconds=IDLE)
+    scheduler.wake_for(clock() + timedelta(minutes=5))
+    scheduler.wake_for(None)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(passes.get(), 0.3)
+    scheduler.wake_for(clock() + timedelta(seconds=1))
+    await asyncio.wait_for(passes.get(), 5)
+    scheduler.stop()
+    await asyncio.wait_for(task, 5)
