@@ -206,9 +206,14 @@ class AlertmanagerClient:
                 length = response.content_length
                 if length is not None and length > MAX_BODY_BYTES:
                     raise AlertmanagerError(peer, "answer too large", retryable=False)
-                body = await response.content.read(MAX_BODY_BYTES + 1)
-                if len(body) > MAX_BODY_BYTES:
-                    raise AlertmanagerError(peer, "answer too large", retryable=False)
+                # The whole answer: ``content.read(n)`` returns what has arrived so far, which
+                # for a real-sized answer is a first chunk, not the body.
+                buffer = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    buffer += chunk
+                    if len(buffer) > MAX_BODY_BYTES:
+                        raise AlertmanagerError(peer, "answer too large", retryable=False)
+                body = bytes(buffer)
         except TimeoutError:
             raise AlertmanagerError(
                 peer, f"no answer within {self._timeout.total:g}s", retryable=True

@@ -486,6 +486,7 @@ def create_app(
             heartbeat_alertname=config.heartbeat.alertname,
             flapping=policy.flapping,
             is_writer=lambda: outbox.is_writer,  # one replica asks the peers
+            receivers=peers.receivers,
         )
     # People's doings on GitHub: the webhook when a secret is configured, else polling.
     observer = app[github_events.GITHUB_EVENTS] = IssueObserver(

@@ -911,6 +911,10 @@ class AlertmanagerConfig(_Model):
     # How often every peer is asked for its alert groups (reconciliation, silences).
     interval: PositiveDuration = timedelta(minutes=1)
     timeout: Timeout = timedelta(seconds=5)
+    # The receivers in the Alertmanager config that send to the bridge: only their groups can
+    # be "missed". Empty: the receivers of the incidents the bridge has (so a route to a
+    # `null` receiver or to another tool is never taken for a lost webhook).
+    receivers: tuple[Text, ...] = ()
 
     @field_validator("urls")
     @classmethod

@@ -232,6 +232,10 @@ def reconcile_step(
             return unchanged  # nothing the peers could contradict (e.g. a flapping close)
         present = [fp for fp in firing if fp in observation.present]
         if not present:
+            if current.truncated_alerts > 0:
+                # Alertmanager left some of the group's alerts out of its notifications: the
+                # bridge does not know them all, so "none of its alerts" cannot be said.
+                return unchanged
             settled = _last_change(current) <= observation.at - group_wait
             return _resolve(current, now, flap) if observation.complete and settled else unchanged
         if current.kind != "incident":
@@ -274,13 +278,17 @@ def missed_groups(
     at: datetime,
     group_wait: timedelta,
     heartbeat_alertname: str,
+    receivers: frozenset[str] | set[str] | None = None,
 ) -> list[MissedGroup]:
-    """Active groups at least ``group_wait`` old none of whose alerts (by fingerprint) is in
-    ``known`` (the alerts of the open incidents); one per receiver and group labels across the
+    """Active groups of the bridge's ``receivers`` (None: any) at least ``group_wait`` old
+    none of whose alerts (by fingerprint) is in ``known`` (the alerts of the open incidents,
+    and of those people closed and keep closed); one per receiver and group labels across the
     peers, in a stable order."""
     merged: dict[str, tuple[AlertGroup, str, dict[str, PeerAlert], set[str]]] = {}
     for answer in answers:
         for group in answer.groups or ():
+            if receivers is not None and group.receiver not in receivers:
+                continue  # another tool's route, or a `null` receiver: not ours to miss
             entry = merged.setdefault(_group_id(group), (group, answer.peer, {}, set()))
             _first, _peer, active, every = entry
             for alert in group.alerts:
@@ -384,6 +392,7 @@ class Reconciler:
         flapping: FlapPolicy | None = None,
         is_writer: Callable[[], bool] = lambda: True,
         page: int = _PAGE,
+        receivers: Sequence[str] = (),
     ) -> None:
         self._source = source
         self._store = store
@@ -397,6 +406,9 @@ class Reconciler:
         self._flapping = flapping or FlapPolicy()
         self._is_writer = is_writer
         self._page = page
+        # The bridge's receivers: configured, else learnt from its incidents (kept once seen).
+        self._configured = frozenset(receivers)
+        self._receivers: set[str] = set(receivers)
         self._stop = asyncio.Event()
 
     async def _open_incidents(self) -> AsyncIterator[Incident]:
@@ -448,6 +460,8 @@ class Reconciler:
         known: set[str] = set()
         async for incident in self._open_incidents():
             known.update(incident.alerts)
+            if not self._configured:
+                self._receivers.add(incident.receiver)
             # The step is pure: try it on what was read, and take the identity's transaction
             # only when it would change something (it runs again there, on the latest state).
             if incident.id is None or not step(incident, self._clock()).changed:
@@ -457,7 +471,15 @@ class Reconciler:
             )
             if decision.incident is not None and decision.changed:
                 self._count(decision.incident, [event.kind for event in decision.events], done)
-        done.missed = missed_groups(answers, known, at, self._group_wait, self._heartbeat)
+        # Closed by people and held closed while its alerts fire: not missed either.
+        for row in await self._store.list_incidents("", limit=self._page, state="resolved"):
+            if not self._configured:
+                self._receivers.add(row.incident.receiver)
+            if row.incident.manual_hold:
+                known.update(row.incident.alerts)
+        done.missed = missed_groups(
+            answers, known, at, self._group_wait, self._heartbeat, frozenset(self._receivers)
+        )
         self._metrics.reconcile_missed_groups.set(len(done.missed))
         for group in done.missed:
             await self._missed(group, done)

@@ -279,6 +279,7 @@ def bridge_config(
         f"  urls: [{', '.join(urls)}]\n"
         "  group_wait: 30s\n"
         "  timeout: 2s\n"
+        "  receivers: [bridge]\n"  # the test Alertmanager's receiver for the bridge
         f"{extra}",
         store_url=store_url,
     )
@@ -809,3 +810,64 @@ async def test_the_app_reconciles_on_its_own_when_serving(
         await client.close()
     plain = write_config(tmp_path, github_config(), {"GITHUB_URL": github.base_url})
     assert RECONCILER not in create_app(plain, clock=clock)
+
+
+@dataclass
+class Trickling(LoopbackServer):
+    """An Alertmanager whose answer (``groups`` groups) arrives in 4 KB writes, as a real,
+    busy one's does."""
+
+    groups: int = 300
+    bodies: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.app = web.Application()
+        self.app.router.add_get("/{tail:.*}", self._answer)
+
+    def body(self) -> bytes:
+        one = {
+            "labels": {"alertname": "HighCPU"},
+            "receiver": {"name": "bridge"},
+            "alerts": [
+                {
+                    "fingerprint": "f",
+                    "labels": {"alertname": "HighCPU"},
+                    "annotations": {"summary": "x" * 500},
+                    "startsAt": "2026-01-01T00:00:00.000Z",
+                    "endsAt": "2026-11-27T03:07:51.000Z",
+                    "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+                }
+            ],
+        }
+        groups = []
+        for n in range(self.groups):
+            group = json.loads(json.dumps(one))
+            group["labels"]["service"] = f"s{n}"
+            group["alerts"][0]["fingerprint"] = f"{n:016x}"
+            groups.append(group)
+        return json.dumps(groups).encode()
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        body = self.body()
+        self.bodies.append(len(body))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for start in range(0, len(body), 4096):
+            await response.write(body[start : start + 4096])
+            await asyncio.sleep(0)
+        await response.write_eof()
+        return response
+
+
+async def test_a_large_answer_arriving_in_pieces_is_read_whole() -> None:
+    """A real Alertmanager's answer runs to hundreds of KB and arrives in pieces: the client
+    reads all of it (reading only what had arrived made every round fail as "not the API")."""
+    async with Trickling() as server:
+        client = AlertmanagerClient([server.base_url], timedelta(seconds=5))
+        try:
+            groups = await client.groups(server.base_url)
+        finally:
+            await client.close()
+    assert server.bodies[0] > 100_000
+    assert len(groups) == 300
+    assert groups[-1].alerts[0].fingerprint == f"{299:016x}"

@@ -277,6 +277,16 @@ def test_gone_from_every_peer_resolves_by_reconciliation() -> None:
     assert incident.alerts["a1"].status == "firing"
 
 
+def test_a_group_whose_notifications_left_alerts_out_is_never_resolved_by_absence() -> None:
+    """With ``truncatedAlerts`` > 0 the bridge does not know every alert of the group: its
+    known ones gone from every peer says nothing of the rest (CONTRACT.md)."""
+    incident = opened("a1", "a2")
+    incident.truncated_alerts = 40
+    decision = decide(incident, peer(), peer(name="am-1"))
+    assert decision.outcome == "unchanged"
+    assert not decision.changed
+
+
 def test_a_silenced_incident_resolves_when_its_alerts_are_gone() -> None:
     """A silenced group never sends a resolution; its alerts gone is the resolution, and nothing
     stays paused (a reopening counts its deadlines afresh)."""
@@ -519,3 +529,15 @@ def test_a_flapping_incident_waits_for_quiet() -> None:
     assert decision.incident is not None
     assert decision.incident.quiet_until == ROUND + FLAP.window
     assert not flapping_decision(decision.incident).changed
+
+
+def test_only_the_bridges_receivers_can_miss_a_group() -> None:
+    """Alertmanager's API lists every receiver's groups; a group routed to a `null` receiver
+    or to another tool was never the bridge's to hear of."""
+    answers = [
+        group_of(old("b1"), service="api"),
+        PeerGroups("am-0", (AlertGroup("null", {"alertname": "InfoInhibitor"}, (old("b2"),)),)),
+        PeerGroups("am-0", (AlertGroup("pagerduty", {"service": "db"}, (old("b3"),)),)),
+    ]
+    found = missed_groups(answers, set(), ROUND, WAIT, "Watchdog", frozenset({"r"}))
+    assert [(g.receiver, g.labels) for g in found] == [("r", {"service": "api"})]
