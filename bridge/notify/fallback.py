@@ -44,8 +44,9 @@ def _spec(kind: EffectKind, to: str, person: Recipient, payload: dict[str, Any])
 
 
 def _next_channel(kind: str, address: str, contacts: Contacts) -> tuple[EffectKind, str, Recipient]:
-    """The stakeholder reached at ``address`` on ``kind``'s channel, on their other one."""
-    for person in contacts.stakeholders:
+    """The stakeholder or escalation contact reached at ``address`` on ``kind``'s channel, on
+    their other one (an on-call's page by SMS that fails is sent by email)."""
+    for person in (*contacts.stakeholders, *contacts.escalation):
         if kind == "notify.email" and person.email == address and person.phone and contacts.sms:
             return "notify.sms", person.phone, person
         if kind == "notify.sms" and person.phone == address and person.email and contacts.email:
@@ -60,6 +61,8 @@ def fallback_for(kind: str, payload: dict[str, Any], contacts: Contacts) -> list
         # not told there twice.
         return []
     if kind == "notify.slack":
+        if payload.get("event") == "escalated":
+            return []  # the escalation contacts are paged for this very event already
         told: list[EffectSpec] = []
         for person in contacts.escalation:
             if contacts.email and person.email:
@@ -72,6 +75,8 @@ def fallback_for(kind: str, payload: dict[str, Any], contacts: Contacts) -> list
         other, to, person = _next_channel(kind, address, contacts)
     except LookupError:
         return []
+    if payload.get("also") == other.removeprefix("notify."):
+        return []  # told of this event on that channel already: not twice
     if payload.get("bundle"):
         # Storm control's summary: the person's bundle on the other channel takes over what it
         # held — one more message (in that channel's window), not one per held message.

@@ -99,12 +99,22 @@ def deadline(incident: Incident, event: TimelineEvent, audience: Audience) -> da
 
 
 def _message(
-    kind: str, person: Recipient, channel: str, event: TimelineEvent, due: datetime | None
+    kind: str,
+    person: Recipient,
+    channel: str,
+    event: TimelineEvent,
+    due: datetime | None,
+    also: str | None = None,
 ) -> EffectSpec:
+    """One message; ``also``: the person's other channel, told of the same event too (so a
+    failure here does not fall back to telling them there twice, ``bridge/notify/fallback``)."""
     to = person.email if channel == "email" else person.phone
+    payload = _with_deadline({"to": to, "name": person.name, "event": event.kind}, due)
+    if also is not None:
+        payload["also"] = also
     return EffectSpec(
         kind,  # type: ignore[arg-type]  # notify.email | notify.sms, from the caller
-        _with_deadline({"to": to, "name": person.name, "event": event.kind}, due),
+        payload,
         event_seq=event.seq,
     )
 
@@ -137,10 +147,14 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
             effects.append(EffectSpec("notify.slack", slack, event_seq=event.seq))
         wanted = _stakeholder_channels(event, incident.priority, audience)
         for person in audience.stakeholders:
-            if "email" in wanted and audience.email and person.email:
-                effects.append(_message("notify.email", person, "email", event, due))
-            if "sms" in wanted and audience.sms and person.phone:
-                effects.append(_message("notify.sms", person, "sms", event, due))
+            by_email = "email" in wanted and audience.email and bool(person.email)
+            by_sms = "sms" in wanted and audience.sms and bool(person.phone)
+            if by_email:
+                also = "sms" if by_sms else None
+                effects.append(_message("notify.email", person, "email", event, due, also))
+            if by_sms:
+                also = "email" if by_email else None
+                effects.append(_message("notify.sms", person, "sms", event, due, also))
         if event.kind == "escalated":
             # The timer decided the channels (SMS for P0 at any hour, for P1 in business hours,
             # email otherwise: bridge/sla.py); a channel not configured falls to the other.
@@ -152,7 +166,8 @@ def notifications(decision: Decision, audience: Audience) -> list[EffectSpec]:
                     sms=audience.sms and bool(person.phone),
                 )
                 for way in ways:
-                    effects.append(_message(f"notify.{way}", person, way, event, due))
+                    also = next((other for other in ways if other != way), None)
+                    effects.append(_message(f"notify.{way}", person, way, event, due, also))
     return effects
 
 

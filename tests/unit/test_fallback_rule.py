@@ -43,6 +43,24 @@ def test_a_failed_channel_falls_back_to_the_persons_next(
     assert told(kind, {"to": to, "name": "x", "event": "opened", "event_seq": 3}) == expected
 
 
+def test_a_person_told_of_the_event_on_the_other_channel_too_is_not_told_there_twice() -> None:
+    """A P0 opening goes to Alice by email and SMS: her email failing adds no second SMS."""
+    payload = {"to": "alice@example.com", "event": "opened", "event_seq": 3, "also": "sms"}
+    assert told("notify.email", payload) == []
+
+
+def test_an_on_call_page_that_fails_falls_back_to_their_other_channel() -> None:
+    """The escalation contacts are people too: Erin's SMS page failing goes out by email."""
+    payload = {"to": "+15550003333", "event": "escalated", "event_seq": 5}
+    assert told("notify.sms", payload) == [("notify.email", "erin@example.com")]
+
+
+def test_slack_failing_on_an_escalation_pages_nobody_again() -> None:
+    """The escalation contacts are paged for an ``escalated`` event already: Slack missing it
+    does not page them a second time."""
+    assert told("notify.slack", {"event": "escalated", "event_seq": 5}) == []
+
+
 def test_a_fallback_never_falls_back_again() -> None:
     """Two broken channels cannot ping-pong: a fallback message that fails is the end of it."""
     payload = {"to": "+15550001111", "event_seq": 3, "fallback_for": "alice@example.com"}

@@ -99,6 +99,20 @@ def test_an_opening_tells_what_its_priority_requires(
     assert sent(decided(priority, ("opened", {}))) == expected
 
 
+def test_each_message_names_the_persons_other_channel_told_of_the_same_event() -> None:
+    """A P0 opening reaches Alice by email and SMS: each message says so (``also``), so a
+    failure of one does not fall back to the other and tell her twice; a P1's email alone
+    names nothing."""
+    p0 = {
+        (e.kind, e.payload.get("to")): e.payload.get("also")
+        for e in notifications(decided(Priority.P0, ("opened", {})), EVERYTHING)
+    }
+    assert p0[("notify.email", "alice@example.com")] == "sms"
+    assert p0[("notify.sms", "+15550001111")] == "email"
+    p1 = notifications(decided(Priority.P1, ("opened", {})), EVERYTHING)
+    assert all("also" not in e.payload for e in p1)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "channels"),
     [
