@@ -225,7 +225,7 @@ def people_sections(incident_issue: int | None) -> str:
             "",
             "## Action Items",
             "",
-            "- [ ] <action> (@owner, due date)",
+            "- [ ] Action (owner, due date)",
             "",
             "## Prevention",
             "",

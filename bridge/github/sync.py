@@ -465,8 +465,10 @@ class GitHubSync:
         if record is None:  # its create failed for good: nothing to remind of
             log.info("github_review_reminder_skipped", incident=incident.display_id, why="none")
             return
-        remote = await self._tracker.get_issue(record.number, record.etag)
-        state = remote.state if remote is not None else record.state  # None: unchanged (304)
+        # A full read, not a conditional one: the stored ETag may be one the bridge's own edit
+        # left after people closed the review, while the stored state still says open.
+        remote = await self._tracker.get_issue(record.number, None)
+        state = remote.state if remote is not None else record.state
         if state == "closed":
             log.info(
                 "github_review_reminder_skipped",

@@ -8,6 +8,7 @@ fake clock; the store's part (key, id, number) is filled in by hand.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -226,6 +227,15 @@ def test_hostile_alert_text_cannot_ping_inject_or_forge() -> None:
     assert issue.body.count("<!-- incident-bridge:v1") == 1
     assert "@security" not in issue.title
     assert issue.title.startswith("[PIR] INC-042 ")
+
+
+def test_the_template_itself_mentions_nobody() -> None:
+    """The people's sections are a template to fill in: no ``@owner`` that would ping a GitHub
+    account of that name, no ``<placeholder>`` GitHub's sanitiser would swallow."""
+    incident, events = lived()
+    body = pir.render_review(incident, events, [], OPTIONS, incident_issue=12).body
+    assert re.search(r"(?<![\w`])@[A-Za-z0-9]", body) is None
+    assert "<action>" not in body
 
 
 def test_the_title_is_cut_to_githubs_limit() -> None:
