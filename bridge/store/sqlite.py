@@ -784,9 +784,17 @@ class SqliteStore:
         return self._rconn().execute(sql, params).fetchone()
 
     async def next_due(self, lane: str = "github") -> datetime | None:
+        # Only effects a claim could take, as on PostgreSQL: a pending message waiting behind
+        # an older one to the same person in backoff is not due, or the lane's worker would
+        # spin (a claim per turn) until that one's retry.
         def read() -> datetime | None:
             row = self._row(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND lane = ?",
+                "SELECT o.next_attempt_at FROM outbox o WHERE o.state = 'pending'"
+                " AND o.lane = ? AND (o.bundle = 1 OR NOT EXISTS (SELECT 1 FROM outbox p"
+                " WHERE p.incident_id = o.incident_id AND p.lane = o.lane"
+                " AND p.recipient = o.recipient AND p.bundle = 0"
+                " AND p.state IN ('pending', 'running') AND p.id < o.id))"
+                " ORDER BY o.next_attempt_at, o.id LIMIT 1",
                 (lane,),
             )
             return codec.from_epoch(row[0]) if row and row[0] is not None else None

@@ -1042,6 +1042,9 @@ async def test_an_incidents_messages_keep_their_order_per_person_only(
         alice, clock() + timedelta(minutes=5), "Twilio 503", outcome_unknown=True
     )
     assert await store.claim_effects(clock(), 10, LEASE, "sms") == []  # Alice's 2nd waits
+    # ... and is not due either: nothing a claim could take before her first's retry (a lane
+    # worker told "due now" would spin on claims that take nothing).
+    assert await store.next_due("sms") == clock() + timedelta(minutes=5)
     clock.advance(301)
     [again] = await store.claim_effects(clock(), 10, LEASE, "sms")
     assert (again.id, again.outcome_unknown) == (alice.id, True)
