@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from bridge.engine import Decision, Policy, Timeline
@@ -216,6 +216,7 @@ def close_manually(who: str) -> Step:
         incident.resolution = "manual"
         incident.resolved_at = now
         incident.quiet_until = None  # a deferred (flapping) close is moot now
+        incident.paused_at = None  # a silence ends with its incident; reopen_manually resumes
         timeline = Timeline(incident)
         text = f"Closed by {who}: resolved manually"
         if firing:
@@ -261,9 +262,11 @@ def _close_request(current: Incident, who: str, now: datetime) -> Decision:
 
 
 def reopen_manually(who: str) -> Step:
-    """``who`` reopened the issue: the resolved incident is open again (its acknowledgement and
-    deadlines kept: people undid a close, the alerts did not come back), and the engine treats
-    it as open from now on."""
+    """``who`` reopened the issue: the resolved incident is open again (people undid a close,
+    the alerts did not come back), and the engine treats it as open from now on. Its
+    acknowledgement is kept, else ``who`` — evidently on it — acknowledges it (via
+    ``reopened``). Its deadlines not yet missed move later by the time it spent resolved (they
+    did not run then), and no silence pause survives (the resolution ended it)."""
 
     def step(current: Incident | None, now: datetime) -> Decision:
         if current is not None and current.kind == "maint" and current.manual_hold:
@@ -271,12 +274,20 @@ def reopen_manually(who: str) -> Step:
         if current is None or current.kind != "incident" or current.state != "resolved":
             return _unchanged(current)
         incident = copy.copy(current)
+        resolved_for = max(timedelta(0), now - (current.resolved_at or now))
         incident.state = "open"
         incident.resolved_at = None
         incident.resolution = None
         incident.manual_hold = False
+        incident.paused_at = None
+        if incident.respond_by is not None and incident.response_breached_at is None:
+            incident.respond_by += resolved_for
+        if incident.resolve_by is not None and incident.resolution_breached_at is None:
+            incident.resolve_by += resolved_for
         timeline = Timeline(incident)
         timeline.add(now, "reopened_manually", f"Reopened by {who}", who=who)
+        if incident.acknowledged_at is None:
+            _ack(incident, timeline, who, "reopened", now)
         return Decision(
             outcome="reopened",
             incident=incident,

@@ -378,20 +378,51 @@ def reopen_episode(
         incident.resolve_by = policy.resolve_by(priority, episode_start)
 
 
+SAME_EPISODE = "alerts of the same episode fire again"
+
+
+def resume_episode(incident: Incident, top: AlertState, now: datetime, policy: Policy) -> None:
+    """Open ``incident`` (a resolved incident, a copy the caller owns) again because alerts it
+    resolved by absence fire again with the same ``startsAt``: the same episode goes on. Its
+    acknowledgement, deadlines, breaches and escalation rounds are kept (nobody is paged anew
+    for an episode someone is already on); the priority only rises, as while open."""
+    incident.state = "open"
+    incident.resolved_at = None
+    incident.resolution = None
+    incident.manual_hold = False
+    incident.paused_at = None
+    incident.reopen_count += 1
+    if incident.kind == "incident" and top.priority.outranks(incident.priority):
+        incident.priority = top.priority
+        incident.priority_rule = top.rule
+        if incident.respond_by is not None and incident.acknowledged_at is None:
+            incident.respond_by = min(incident.respond_by, policy.respond_by(top.priority, now))
+        if incident.resolve_by is not None:
+            incident.resolve_by = min(incident.resolve_by, policy.resolve_by(top.priority, now))
+
+
 def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) -> Decision:
     incident = copy.copy(current)
     incident.alerts = merged.alerts
     top = _highest_firing(merged.alerts)
     assert top is not None
-    episode_start = min(a.starts_at for a in merged.fired + merged.revived)
-    reopen_episode(incident, top.priority, top.rule, episode_start, now, policy)
+    # Only alerts resolved by absence firing again with their startsAt (a peer that answered
+    # an empty group list, a lost notification): the episode was never over.
+    same_episode = not merged.fired
+    if same_episode:
+        resume_episode(incident, top, now, policy)
+    else:
+        episode_start = min(a.starts_at for a in merged.fired + merged.revived)
+        reopen_episode(incident, top.priority, top.rule, episode_start, now, policy)
     timeline = Timeline(incident)
     timeline.alerts("alert_firing", "fired", merged.fired + merged.revived, now)
     event = timeline.add(
         now,
         "reopened",
-        f"Reopened as {top.priority}: alerts fire again",
-        priority=str(top.priority),
+        f"Reopened as {incident.priority}: "
+        + (SAME_EPISODE if same_episode else "alerts fire again"),
+        priority=str(incident.priority),
+        **({"why": SAME_EPISODE, "episode": "same"} if same_episode else {}),
     )
     if incident.kind == "incident":
         # A reopening is a flip. Flapping is counted afresh: an incident closed by hand while
@@ -421,6 +452,7 @@ def _resolve_by_alerts(incident: Incident, timeline: Timeline, now: datetime) ->
     incident.state = "resolved"
     incident.resolution = "alerts"
     incident.quiet_until = None
+    incident.paused_at = None  # a silence ends with its incident; a reopening starts afresh
     # When the last alert ended (Alertmanager's endsAt), which may be before the bridge
     # heard of it; never before the incident's first alert started.
     incident.resolved_at = max(resolved_at, incident.earliest_starts_at)

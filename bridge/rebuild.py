@@ -150,6 +150,7 @@ def incident_from_issue(
         incident.resolution = "manual"
         incident.manual_hold = True
         incident.resolved_at = issue.closed_at or issue.updated_at
+        incident.paused_at = None  # a silence ends with its incident
     return incident, True
 
 

@@ -5,8 +5,10 @@
   message by the adapter); the alerts an incident opens with are part of its root message.
 - **Stakeholders**, by the priority's ``stakeholders`` channels in ``rules/priorities.yaml``
   (bundled: P0 email + SMS, P1 email, P2/P3 the status page only): told when the incident opens
-  or reopens, and by email again when it resolves. A priority rise tells them what the new
-  priority requires that the old one did not (P2 → P1: the email; P1 → P0: the SMS).
+  or reopens (by email only when the same episode resumes: its alerts, resolved by absence,
+  fire again with their ``startsAt``), and by email again when it resolves. A priority rise
+  tells them what the new priority requires that the old one did not (P2 → P1: the email;
+  P1 → P0: the SMS).
 
 Each message is its own effect, keyed by (incident, event, channel, recipient): the event's
 ``seq`` and the recipient are in the effect, so a retry or another replica never sends it twice.
@@ -77,6 +79,10 @@ class Audience:
 
 def _stakeholder_channels(event: TimelineEvent, priority: Priority, audience: Audience) -> set[str]:
     wanted = set(audience.channels[priority])
+    if event.kind == "reopened" and event.data.get("episode") == "same":
+        # The same episode resumed (alerts resolved by absence fire again): not news as of an
+        # opening. Those sent the all-clear by email hear by email that it is not over.
+        return wanted & {"email"}
     if event.kind in ("opened", "reopened", "reopened_manually", "reported"):
         return wanted
     if event.kind == "priority_raised":

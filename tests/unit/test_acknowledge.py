@@ -333,7 +333,8 @@ def test_a_maintenance_request_closed_by_people_stays_closed(state: str) -> None
 
 
 def test_reopened_by_a_human_is_open_again() -> None:
-    """Reopened by hand: open again, no longer held closed, acknowledgement and deadlines kept."""
+    """Reopened by hand: open again, no longer held closed, acknowledgement kept, deadlines
+    moved later by the 5 minutes it spent resolved."""
     closed = resolved(
         resolution="manual", manual_hold=True, acknowledged_at=T0, acknowledged_by="bob"
     )
@@ -347,9 +348,58 @@ def test_reopened_by_a_human_is_open_again() -> None:
         None,
         False,
     )
-    assert (after.acknowledged_by, after.respond_by) == ("bob", closed.respond_by)
+    assert (after.acknowledged_by, after.respond_by) == (
+        "bob",
+        closed.respond_by + timedelta(minutes=5),  # type: ignore[operator]  # set by incident()
+    )
     assert kinds(decision) == ["reopened_manually"]
     assert effects(decision) == [("github.sync", None)]
+
+
+def test_reopened_by_a_human_nobody_acknowledged_is_acknowledged_as_them() -> None:
+    """Nobody had acknowledged it: the person who reopened it is evidently on it — the
+    acknowledgement is theirs (via ``reopened``), after the reopening in the timeline, so
+    no response breach or page follows."""
+    decision = ack.reopen_manually("erin")(resolved(), NOW)
+    after = decision.incident
+    assert after is not None
+    assert (after.acknowledged_at, after.acknowledged_by, after.acknowledged_via) == (
+        NOW,
+        "erin",
+        "reopened",
+    )
+    assert kinds(decision) == ["reopened_manually", "acknowledged"]
+    assert [event.seq for event in decision.events] == [4, 5]
+
+
+def test_reopened_by_a_human_after_a_silence_resumes_its_deadlines() -> None:
+    """Resolved while a silence paused it (``paused_at`` from an older store), then reopened an
+    hour later: no pause survives, and the deadlines not yet missed move an hour later — a
+    timer is due again, not never and not at once."""
+    closed = resolved(paused_at=T0 + timedelta(minutes=1), resolved_at=T0 + timedelta(minutes=5))
+    later = T0 + timedelta(hours=1, minutes=5)
+    after = ack.reopen_manually("erin")(closed, later).incident
+    assert after is not None
+    assert after.paused_at is None
+    assert after.resolve_by == T0 + timedelta(hours=5)
+    assert after.due_at == T0 + timedelta(hours=5)  # acknowledged: the resolution deadline
+
+
+def test_reopened_by_a_human_keeps_a_missed_deadline_where_it_was() -> None:
+    """A deadline already missed (its breach recorded) stays: it was missed, and moving it
+    would only misreport when."""
+    breached = T0 + timedelta(minutes=15)
+    closed = resolved(response_breached_at=breached, resolution_breached_at=T0 + timedelta(hours=4))
+    after = ack.reopen_manually("erin")(closed, T0 + timedelta(hours=6)).incident
+    assert after is not None
+    assert (after.respond_by, after.resolve_by) == (closed.respond_by, closed.resolve_by)
+
+
+def test_closed_by_hand_ends_a_silence_pause() -> None:
+    """A paused (silenced) incident closed by hand is not paused any more."""
+    after = ack.close_manually("dave")(incident(paused_at=T0), NOW).incident
+    assert after is not None
+    assert (after.state, after.paused_at) == ("resolved", None)
 
 
 @pytest.mark.parametrize("current", [None, incident(), incident(kind="maint")])

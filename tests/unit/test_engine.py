@@ -255,3 +255,101 @@ def test_many_alerts_changing_at_once_make_one_timeline_line() -> None:
     """A group of 50 alerts firing is one timeline entry, not fifty."""
     d = step(None, note(*(alert(f"a{i}") for i in range(50))))
     assert [e.text for e in d.events if e.kind == "alert_firing"] == ["50 alerts fired"]
+
+
+# -- the same episode firing again after a resolution by absence -------------------------------
+
+
+def _resolved_by_absence_p0() -> Incident:
+    """A P0 ``a1`` acknowledged by alice, then left out of a complete snapshot (a peer that
+    answered an empty group), so resolved by absence — ``a2`` is all that is left, resolved."""
+    inc = step(None, note(alert(priority="P0"), alert("a2", priority="P0"))).incident
+    assert inc is not None
+    inc.acknowledged_at = T0 + timedelta(minutes=1)
+    inc.acknowledged_by, inc.acknowledged_via = "alice", "assigned"
+    inc.response_breached_at = None
+    inc.resolution_breached_at = T0 + timedelta(hours=1)
+    inc.escalations, inc.next_escalation_at = 2, T0 + timedelta(minutes=30)
+    ended = T0 + timedelta(minutes=2)
+    gone = step(inc, note(alert("a2", "resolved", ends=ended, priority="P0")), ended)
+    assert gone.outcome == "resolved"
+    assert gone.incident is not None
+    assert gone.incident.alerts["a1"].resolved_by_absence
+    return gone.incident
+
+
+def test_the_same_episode_firing_again_keeps_the_acknowledgement_and_deadlines() -> None:
+    """``a1`` back with its same startsAt (revived, nothing new): open again, still alice's,
+    same deadlines, breaches and escalation state — nobody is paged anew — with a reopened
+    event saying why (its comment) and a flip."""
+    before = _resolved_by_absence_p0()
+    back_at = T0 + timedelta(minutes=3)
+    d = step(before, note(alert(priority="P0"), alert("a2", "resolved", priority="P0")), back_at)
+    assert d.outcome == "reopened"
+    inc = d.incident
+    assert inc is not None
+    assert inc.state == "open"
+    assert (inc.resolved_at, inc.resolution, inc.paused_at) == (None, None, None)
+    assert (inc.acknowledged_at, inc.acknowledged_by, inc.acknowledged_via) == (
+        before.acknowledged_at,
+        "alice",
+        "assigned",
+    )
+    assert (inc.respond_by, inc.resolve_by) == (before.respond_by, before.resolve_by)
+    assert (inc.response_breached_at, inc.resolution_breached_at) == (
+        before.response_breached_at,
+        before.resolution_breached_at,
+    )
+    assert (inc.escalations, inc.next_escalation_at) == (2, before.next_escalation_at)
+    assert inc.reopen_count == 1
+    assert len(inc.flips) == len(before.flips) + 1
+    reopened = [e for e in d.events if e.kind == "reopened"]
+    assert len(reopened) == 1
+    assert reopened[0].data["episode"] == "same"
+    assert reopened[0].data["why"] == "alerts of the same episode fire again"
+    assert kinds(d) == ["github.comment", "github.sync"]
+
+
+def test_a_new_starts_at_after_a_resolution_by_absence_is_a_new_episode() -> None:
+    """Alongside a revived alert, one with a new startsAt: a new episode as before — the
+    acknowledgement reset, fresh deadlines from now, no breach or round carried over."""
+    before = _resolved_by_absence_p0()
+    back_at = T0 + timedelta(minutes=3)
+    snapshot = note(alert(priority="P0"), alert("a2", starts=back_at, priority="P0"))
+    d = step(before, snapshot, back_at)
+    assert d.outcome == "reopened"
+    inc = d.incident
+    assert inc is not None
+    assert (inc.acknowledged_at, inc.acknowledged_by, inc.acknowledged_via) == (None, None, None)
+    assert inc.respond_by == back_at + timedelta(minutes=5)
+    assert (inc.resolution_breached_at, inc.escalations, inc.next_escalation_at) == (None, 0, None)
+    assert "episode" not in d.events[-1].data
+
+
+def test_the_same_episode_firing_again_only_raises_the_priority() -> None:
+    """Reclassified higher meanwhile (the rules changed): the priority rises, its deadlines
+    never later than before; a lower classification would leave the priority as it was."""
+    inc = step(None, note(alert(priority="P2"), alert("a2", priority="P2"))).incident
+    ended = T0 + timedelta(minutes=2)
+    inc = step(inc, note(alert("a2", "resolved", ends=ended, priority="P2")), ended).incident
+    assert inc is not None
+    assert inc.state == "resolved"
+    back_at = T0 + timedelta(minutes=3)
+    d = step(inc, note(alert(priority="P0"), alert("a2", "resolved", priority="P2")), back_at)
+    assert d.incident is not None
+    assert d.incident.priority == Priority.P0
+    assert d.incident.respond_by == back_at + timedelta(minutes=5)
+    assert d.incident.resolve_by == min(inc.resolve_by or back_at, back_at + timedelta(hours=1))
+
+
+def test_every_resolution_by_alerts_ends_a_silence_pause() -> None:
+    """A silenced (paused) incident whose alerts resolve is no longer paused: a reopening
+    (by alerts or by hand) never inherits a pause nobody will end."""
+    inc = step(None, note(alert())).incident
+    assert inc is not None
+    inc.paused_at = T0 + timedelta(minutes=1)
+    ended = T0 + timedelta(minutes=5)
+    d = step(inc, note(alert(status="resolved", ends=ended)), ended)
+    assert d.outcome == "resolved"
+    assert d.incident is not None
+    assert d.incident.paused_at is None

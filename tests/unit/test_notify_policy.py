@@ -137,6 +137,16 @@ def test_a_resolution_is_an_email_never_a_text() -> None:
     assert [k for k, _, _ in sent(decided(Priority.P2, ("resolved", {})))] == ["notify.slack"]
 
 
+def test_the_same_episode_resumed_is_told_by_email_never_texted() -> None:
+    """Alerts of the same episode firing again (``episode: same``) are not news as of an
+    opening: Slack hears it, stakeholders get the email that it is not over after all (the
+    counterpart of the all-clear), and nobody is texted; a new episode tells all a P0 does."""
+    same = decided(Priority.P0, ("reopened", {"episode": "same"}))
+    assert [kind for kind, _, _ in sent(same)] == ["notify.slack", "notify.email", "notify.email"]
+    anew = decided(Priority.P0, ("reopened", {}))
+    assert {kind for kind, _, _ in sent(anew)} == {"notify.slack", "notify.email", "notify.sms"}
+
+
 def test_alert_updates_reach_slack_only() -> None:
     """An alert firing or resolving inside an open incident is a Slack thread reply only."""
     decision = decided(Priority.P0, ("alert_firing", {}), ("alert_resolved", {}))

@@ -9,12 +9,14 @@ Business hours: the default calendar, UTC Monday to Friday 09:00-17:00.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from bridge import acknowledge as ack
 from bridge import sla
 from bridge.business_hours import BusinessHours
 from bridge.engine import Decision, Policy, apply_notification
@@ -701,3 +703,47 @@ def _state(fingerprint: str, status: str, starts: datetime, ends: datetime | Non
         rule="test",
         updated_at=starts,
     )
+
+
+def test_the_same_episode_firing_again_is_not_paged_anew() -> None:
+    """A P0 acknowledged by alice, resolved by absence (a peer answered an empty group list),
+    then the same alert back with its same startsAt a minute later: still alice's, its
+    deadlines where they were — no response timer, no page."""
+    engine_policy = _raising_policy({"now": Priority.P0})
+    opened = apply_notification(
+        None, _notification("firing", THURSDAY_NIGHT), THURSDAY_NIGHT, engine_policy
+    ).incident
+    assert opened is not None
+    opened.acknowledged_at, opened.acknowledged_by = THURSDAY_NIGHT, "alice"
+    gone_at = THURSDAY_NIGHT + timedelta(minutes=2)
+    other = AlertSnapshot("f2", "resolved", {"alertname": "Other"}, {}, THURSDAY_NIGHT, gone_at, "")
+    without_f1 = dataclasses.replace(_notification("resolved", THURSDAY_NIGHT), alerts=(other,))
+    gone = apply_notification(opened, without_f1, gone_at, engine_policy).incident
+    assert gone is not None
+    assert gone.state == "resolved"
+    assert gone.alerts["f1"].resolved_by_absence
+    back_at = gone_at + timedelta(minutes=1)
+    back = apply_notification(gone, _notification("firing", THURSDAY_NIGHT), back_at, engine_policy)
+    assert back.incident is not None
+    assert back.incident.state == "open"
+    assert back.incident.acknowledged_by == "alice"
+    assert back.incident.respond_by == opened.respond_by
+    assert back.incident.due_at == opened.resolve_by
+    assert not sla.step(back.incident, back_at + timedelta(minutes=10), policy()).changed
+
+
+def test_an_unacknowledged_incident_reopened_by_hand_does_not_page_at_once() -> None:
+    """An unacknowledged P0 resolved in time and reopened by hand hours later: no instant
+    response breach or page (the person who reopened it acknowledged it), and the resolution
+    deadline moved by the time it spent resolved."""
+    inc = incident(Priority.P0)
+    inc.state, inc.resolution = "resolved", "alerts"
+    inc.resolved_at = THURSDAY_NIGHT + timedelta(minutes=3)
+    inc.paused_at = THURSDAY_NIGHT + timedelta(minutes=1)  # stored before resolutions cleared it
+    later = THURSDAY_NIGHT + timedelta(hours=3, minutes=3)
+    reopened = ack.reopen_manually("erin")(inc, later).incident
+    assert reopened is not None
+    assert reopened.acknowledged_by == "erin"
+    assert inc.resolve_by is not None
+    assert reopened.due_at == inc.resolve_by + timedelta(hours=3)
+    assert not sla.step(reopened, later, policy()).changed
