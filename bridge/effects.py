@@ -25,3 +25,14 @@ class EffectError(Exception):
         self.status = status
         self.retry_after = retry_after  # seconds the far side asked us to wait
         self.outcome_unknown = outcome_unknown  # the request may have been applied
+
+    def redacted(self, secret: str, instead: str) -> EffectError:
+        """The same error with ``secret`` (an address, a number a provider echoed back) in its
+        message replaced by ``instead``: failures are shown in the issue timeline."""
+        return EffectError(
+            str(self).replace(secret, instead),
+            retryable=self.retryable,
+            status=self.status,
+            retry_after=self.retry_after,
+            outcome_unknown=self.outcome_unknown,
+        )

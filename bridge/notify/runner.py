@@ -59,6 +59,18 @@ class NotifyRunner:
         return record.url if record is not None and record.url else None
 
     async def run(self, effect: ClaimedEffect) -> None:
+        try:
+            await self._run(effect)
+        except EffectError as error:
+            # Providers echo the address or number ("The 'To' number +1555… is not a valid
+            # phone number"); the failure goes into the issue timeline, which names people only.
+            recipient = str(effect.payload.get("to") or "")
+            if recipient and recipient in str(error):
+                name = str(effect.payload.get("name") or "the recipient")
+                raise error.redacted(recipient, name) from None
+            raise
+
+    async def _run(self, effect: ClaimedEffect) -> None:
         if effect.payload.get("bundle"):
             await self._run_bundle(effect)
             return

@@ -242,6 +242,9 @@ async def test_an_invalid_number_fails_alone(
         assert sorted(s for s, *_ in sms_effects(harness)) == ["done", "done", "failed"]
         failed = [text for kind, text in await timeline(harness) if kind == "effect_failed"]
         assert any("21211" in text for text in failed)
+        # Twilio's message echoes the number; the timeline (shown in the issue) names people.
+        assert not any("+4477" in text for text in failed)
+        assert any("Invalid 'To' Phone Number: Dave" in text for text in failed)
         harness.clock.advance(3600)
         await harness.drain()
         assert len(twilio.requests) == 3
