@@ -8,8 +8,9 @@ before changing it and number their events after its last one (``incident.event_
 CONTRACT.md, "Identity and the incident lifecycle":
 
 * **acknowledged** — assigning the issue, labelling it ``acknowledged`` or ``identified``, or a
-  comment by a human. The first acknowledgement wins (who = the GitHub login, when, how); only
-  an open incident is acknowledged.
+  comment by a human (never what a bot or the bridge's own account does: ``is_person``). The
+  first acknowledgement wins (who = the GitHub login, when, how); only an open incident is
+  acknowledged.
 * **identified** — the ``identified`` label: the status page moves to Identified. It
   acknowledges too, once per episode (an incident reopened by its alerts starts a new one).
 * **closed by a human** — the incident is resolved manually (``resolution: manual``) and held
@@ -57,15 +58,34 @@ def same_login(login: str | None, own: str | None) -> bool:
     return bool(login) and bool(own) and str(login).lower() == str(own).lower()
 
 
+def is_bot(login: str | None, user_type: str | None = None) -> bool:
+    """Whether the account is a bot: a login ending in ``[bot]`` (a GitHub App's, such as
+    ``github-actions[bot]``) or GitHub's ``type: "Bot"`` on its user object."""
+    return str(login or "").lower().endswith("[bot]") or (user_type or "").lower() == "bot"
+
+
+def is_person(login: str | None, own_login: str | None, user_type: str | None = None) -> bool:
+    """Whether what ``login`` did is a person's doing: neither the bridge's own account nor a
+    bot (an auto-assign or welcome workflow acting seconds after an issue opens must not
+    acknowledge it and stop the SLA paging)."""
+    return bool(login) and not same_login(login, own_login) and not is_bot(login, user_type)
+
+
 def by_bridge(body: str | None) -> bool:
     """Whether a comment or issue body carries one of the bridge's markers."""
     return _BRIDGE in (body or "")
 
 
-def human_comment(author: str | None, body: str | None, own_login: str | None) -> bool:
-    """A comment by a human: its author is not the bridge's account and it carries no marker of
-    the bridge's (so a comment the bridge posted under another account still does not count)."""
-    return bool(author) and not same_login(author, own_login) and not by_bridge(body)
+def human_comment(
+    author: str | None,
+    body: str | None,
+    own_login: str | None,
+    author_type: str | None = None,
+) -> bool:
+    """A comment by a human: its author is a person (not the bridge's account, not a bot) and
+    it carries no marker of the bridge's (so a comment the bridge posted under another account
+    still does not count)."""
+    return is_person(author, own_login, author_type) and not by_bridge(body)
 
 
 def reportable(

@@ -38,6 +38,7 @@ GITHUB_EVENT_RESULTS = (
     "ignored",  # an action, issue or event the bridge does not act on
     "not_incident",  # about an issue that is no incident's
     "own_account",  # caused by the bridge's own account
+    "bot",  # caused by a bot (a [bot] login or type Bot): no person's doing
     "duplicate",  # an X-GitHub-Delivery seen before
     "bad_signature",  # 401
     "malformed",  # 400

@@ -64,6 +64,7 @@ class RemoteIssue:
     assignees: tuple[str, ...] = ()
     closed_by: str | None = None  # only the single-issue answer carries it
     comments: int = 0  # how many
+    closed_by_type: str | None = None  # GitHub's ``type`` of ``closed_by`` ("User", "Bot", …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class RemoteComment:
     author: str
     body: str
     created_at: datetime | None
+    author_type: str | None = None  # GitHub's ``type`` of the author ("User", "Bot", …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class IssueEvent:
     created_at: datetime | None
     label: str | None = None
     assignee: str | None = None
+    actor_type: str | None = None  # GitHub's ``type`` of the actor ("User", "Bot", …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +222,13 @@ def _login(user: Any) -> str | None:
     return None
 
 
+def _user_type(user: Any) -> str | None:
+    """GitHub's ``type`` of a user object in an answer ("User", "Bot", …), if it says."""
+    if isinstance(user, dict) and isinstance(user.get("type"), str):
+        return str(user["type"])
+    return None
+
+
 def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
     assignees = [_login(user) for user in data.get("assignees") or []]
     return RemoteIssue(
@@ -236,6 +246,7 @@ def _remote(data: dict[str, Any], etag: str | None) -> RemoteIssue:
         assignees=tuple(login for login in assignees if login),
         closed_by=_login(data.get("closed_by")),
         comments=int(data.get("comments") or 0),
+        closed_by_type=_user_type(data.get("closed_by")),
     )
 
 
@@ -717,6 +728,7 @@ class PyGithubTracker:
                         author=_login(item.get("user")) or "",
                         body=str(item.get("body") or ""),
                         created_at=_github_time(item.get("created_at")),
+                        author_type=_user_type(item.get("user")),
                     )
                 )
             if not data or len(data) < 100:
@@ -742,6 +754,7 @@ class PyGithubTracker:
                         created_at=_github_time(item.get("created_at")),
                         label=str(label["name"]) if isinstance(label, dict) else None,
                         assignee=_login(item.get("assignee")),
+                        actor_type=_user_type(item.get("actor")),
                     )
                 )
             if not data or len(data) < 100:

@@ -6,7 +6,9 @@ close, a reopening, a reported issue — and this finds the issue's incident and
 matching step through ``Ingestor.apply`` (one transaction on the incident's identity).
 
 It also knows the bridge's own account (``whoami`` at start-up, retried in the background while
-GitHub is down), so what the bridge itself does on GitHub is never taken for a person's doing.
+GitHub is down), so what the bridge itself does on GitHub is never taken for a person's doing;
+nor is what a bot does (``person``: a ``[bot]`` login or GitHub's ``type: "Bot"``), such as an
+auto-assign workflow assigning a code owner seconds after the issue opens.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bridge.store.base import Store
 
 log = structlog.get_logger(__name__)
 
-Result = Literal["applied", "unchanged", "ignored", "not_incident", "own_account"]
+Result = Literal["applied", "unchanged", "ignored", "not_incident", "own_account", "bot"]
 
 _EVENTS_TAIL = 200  # timeline events read to find the current episode's start and identification
 _LEARN_FIRST, _LEARN_MAX = 1.0, 300.0  # seconds between attempts to learn the login, doubling
@@ -81,6 +83,18 @@ class IssueObserver:
         """Whether ``login`` is the bridge's own account."""
         return ack.same_login(login, self.login)
 
+    def person(self, login: str | None, user_type: str | None = None) -> bool:
+        """Whether what ``login`` did is a person's doing: neither the bridge's own account
+        nor a bot (``user_type``: GitHub's ``type`` of the user, when known)."""
+        return ack.is_person(login, self.login, user_type)
+
+    def _not_person(self, login: str | None, user_type: str | None) -> Result | None:
+        """Why what ``login`` did is no person's doing (``own_account`` or ``bot``); None when
+        it is a person's."""
+        if self.own(login):
+            return "own_account"
+        return None if self.person(login, user_type) else "bot"
+
     # -- finding an issue's incident ---------------------------------------------------------
 
     async def incident_of(self, number: int) -> Incident | None:
@@ -117,11 +131,21 @@ class IssueObserver:
     # -- what people did ---------------------------------------------------------------------
 
     async def assigned(
-        self, number: int, labels: Iterable[str], assignee: str, at: datetime | None = None
+        self,
+        number: int,
+        labels: Iterable[str],
+        assignee: str,
+        at: datetime | None = None,
+        *,
+        sender: str,
+        sender_type: str | None = None,
+        assignee_type: str | None = None,
     ) -> Result:
-        """``assignee`` was assigned to the issue: acknowledged by them."""
-        if self.own(assignee):
-            return "own_account"
+        """``sender`` assigned ``assignee`` to the issue: acknowledged by the assignee, when a
+        person assigned a person (a bot's assignment, even of a person, acknowledges nothing)."""
+        reason = self._not_person(sender, sender_type) or self._not_person(assignee, assignee_type)
+        if reason is not None:
+            return reason
         return await self._apply(number, labels, ack.acknowledge(assignee, "assigned", at))
 
     async def labelled(
@@ -131,10 +155,13 @@ class IssueObserver:
         label: str,
         who: str,
         at: datetime | None = None,
+        who_type: str | None = None,
     ) -> Result:
         """``who`` added ``label``: ``acknowledged`` acknowledges, ``identified`` identifies
-        (and acknowledges); other labels mean nothing here."""
+        (and acknowledges), when ``who`` is a person; other labels mean nothing here."""
         name = label.lower()
+        if name in ack.ACK_LABELS and (reason := self._not_person(who, who_type)) is not None:
+            return reason
         if name == "acknowledged":
             return await self._apply(number, labels, ack.acknowledge(who, "label", at))
         if name == "identified":
@@ -154,19 +181,31 @@ class IssueObserver:
         author: str,
         body: str,
         at: datetime | None = None,
+        author_type: str | None = None,
     ) -> Result:
         """A comment: a human's acknowledges; the bridge's own (by its account or its marker)
-        is not a person's doing."""
-        if not ack.human_comment(author, body, self.login):
-            return "own_account"
+        and a bot's are not a person's doing."""
+        reason = self._not_person(author, author_type)
+        if reason is not None:
+            return reason
+        if not ack.human_comment(author, body, self.login, author_type):
+            return "own_account"  # the bridge's marker, under another account
         return await self._apply(number, labels, ack.acknowledge(author, "comment", at))
 
-    async def closed(self, number: int, labels: Iterable[str], who: str) -> Result:
-        """``who`` closed the issue: resolved manually."""
+    async def closed(
+        self, number: int, labels: Iterable[str], who: str, who_type: str | None = None
+    ) -> Result:
+        """``who`` closed the issue: resolved manually (a bot's close changes nothing)."""
+        if (reason := self._not_person(who, who_type)) is not None:
+            return reason
         return await self._apply(number, labels, ack.close_manually(who))
 
-    async def reopened(self, number: int, labels: Iterable[str], who: str) -> Result:
-        """``who`` reopened the issue: open again."""
+    async def reopened(
+        self, number: int, labels: Iterable[str], who: str, who_type: str | None = None
+    ) -> Result:
+        """``who`` reopened the issue: open again (a bot's reopening changes nothing)."""
+        if (reason := self._not_person(who, who_type)) is not None:
+            return reason
         return await self._apply(number, labels, ack.reopen_manually(who))
 
     async def reported(

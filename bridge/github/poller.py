@@ -11,7 +11,8 @@ A changed issue is compared with what the bridge last wrote to it (its ``IssueRe
 the incident: closed or reopened by someone else, assigned, labelled ``acknowledged`` or
 ``identified``, commented on by a human since the current episode began. Who did it comes from
 the issue's events (``closed_by``, the ``assigned`` / ``labeled`` / ``reopened`` events) and the
-comments' authors; what the bridge's own account did is never a person's doing. Each finding
+comments' authors; what the bridge's own account or a bot (a ``[bot]`` login, or GitHub's
+``type: "Bot"`` where the answer carries it) did is never a person's doing. Each finding
 goes through the same steps as the webhook (``bridge/github/observe.py``), so the two paths
 cannot disagree and a finding seen twice changes nothing the second time.
 
@@ -230,7 +231,7 @@ class Poller:
     ) -> list[str]:
         """Apply what people did to the issue since the bridge last wrote it; returns what was
         applied, for the log."""
-        own = self._observer.own
+        person = self._observer.person
         found: list[str] = []
         events: list[IssueEvent] | None = None
 
@@ -246,17 +247,18 @@ class Poller:
 
         if remote.state == "closed" and record.state == "open":
             if incident.state == "open" or incident.resolution != "manual":
-                closer = remote.closed_by
+                closer, closer_type = remote.closed_by, remote.closed_by_type
                 if closer is None:
                     closed = _latest(await issue_events(), "closed", incident.opened_at)
-                    closer = closed.actor if closed is not None else None
-                if closer is not None and not own(closer):
+                    if closed is not None:
+                        closer, closer_type = closed.actor, closed.actor_type
+                if closer is not None and person(closer, closer_type):
                     await apply("closed", ack.close_manually(closer))
             return found
         if remote.state == "open" and record.state == "closed" and incident.state == "resolved":
             reopened = _latest(await issue_events(), "reopened", incident.opened_at)
             who = reopened.actor if reopened is not None else None
-            if who is None or not own(who):
+            if who is None or person(who, reopened.actor_type if reopened else None):
                 await apply("reopened", ack.reopen_manually(who or "someone on GitHub"))
                 loaded = await self._store.load_incident(incident.id or 0)
                 incident = loaded or incident
@@ -274,7 +276,7 @@ class Poller:
     ) -> list[str]:
         """Assigned, labelled ``acknowledged`` / ``identified``, or commented on by a human in
         the current episode: the earliest acknowledges (the first acknowledgement wins)."""
-        own = self._observer.own
+        person = self._observer.person
         timeline = await self._observer.timeline(incident)
         start = ack.episode_started(incident, timeline)
         labels = {label.lower() for label in remote.labels}
@@ -283,24 +285,33 @@ class Poller:
         candidates: list[tuple[datetime, str, ack.AckVia]] = []  # (when, who, via)
         if needs_ack and remote.assignees:
             assigned = _latest(await issue_events(), "assigned", start, assignees=remote.assignees)
-            if assigned is not None and assigned.assignee and not own(assigned.actor):
+            if (
+                assigned is not None
+                and assigned.assignee
+                and person(assigned.actor, assigned.actor_type)
+                and person(assigned.assignee)
+            ):
                 candidates.append(
                     (assigned.created_at or self._clock(), assigned.assignee, "assigned")
                 )
         if needs_ack and "acknowledged" in labels and "acknowledged" not in record.labels:
             labelled = _latest(await issue_events(), "labeled", start, label="acknowledged")
-            if labelled is not None and labelled.actor and not own(labelled.actor):
+            if (
+                labelled is not None
+                and labelled.actor
+                and person(labelled.actor, labelled.actor_type)
+            ):
                 candidates.append((labelled.created_at or self._clock(), labelled.actor, "label"))
         identified: IssueEvent | None = None
         if identify:
             identified = _latest(await issue_events(), "labeled", start, label="identified")
-            if identified is None or not identified.actor or own(identified.actor):
+            if identified is None or not person(identified.actor, identified.actor_type):
                 identified = None
         if needs_ack and remote.comments:
             for comment in await self._tracker.list_comments(remote.number, start):
                 at = comment.created_at or self._clock()
                 if at >= start and ack.human_comment(
-                    comment.author, comment.body, self._observer.login
+                    comment.author, comment.body, self._observer.login, comment.author_type
                 ):
                     candidates.append((at, comment.author, "comment"))
                     break

@@ -7,7 +7,9 @@
 * 400 for a body that is not JSON, or an ``issues`` / ``issue_comment`` event without the
   fields the bridge reads (never 500); a missing ``X-GitHub-Delivery`` is 400 too;
 * 200 for everything else, with what it did: events the bridge does not act on, events on
-  issues that are not incidents' and events caused by the bridge's own account are ignored;
+  issues that are not incidents' and events caused by the bridge's own account are ignored,
+  and so are a bot's (a ``[bot]`` login or ``type: "Bot"``: result ``bot``), whose assignment,
+  label, comment, close or reopening is no person's doing;
   a delivery seen before (``X-GitHub-Delivery``, recorded only after the signature verified) is
   not applied twice;
 * 503 when the store cannot take it, or when the bridge's own login is not known yet and GitHub
@@ -55,6 +57,7 @@ class _Model(BaseModel):
 
 class _User(_Model):
     login: Login
+    type: Annotated[StrictStr, Field(max_length=100)] | None = None  # "User", "Bot", …
 
 
 class _Label(_Model):
@@ -256,24 +259,37 @@ async def _handle(
 async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> Result:
     issue = event.issue
     labels = issue.label_names
-    who = event.sender.login
+    who, who_type = event.sender.login, event.sender.type
     if isinstance(event, CommentEvent):
         comment = event.comment
         return await observer.commented(
-            issue.number, labels, comment.user.login, comment.body or ""
+            issue.number,
+            labels,
+            comment.user.login,
+            comment.body or "",
+            author_type=comment.user.type,
         )
     if event.action == "opened":
         author = issue.user.login if issue.user is not None else who
         return await observer.reported(issue.number, issue.title, author, labels, issue.body)
     if event.action == "assigned":
         assert event.assignee is not None  # checked in _handle
-        return await observer.assigned(issue.number, labels, event.assignee.login)
+        return await observer.assigned(
+            issue.number,
+            labels,
+            event.assignee.login,
+            sender=who,
+            sender_type=who_type,
+            assignee_type=event.assignee.type,
+        )
     if event.action == "labeled":
         assert event.label is not None  # checked in _handle
         if event.label.name.lower() == "incident":
             author = issue.user.login if issue.user is not None else who
             return await observer.reported(issue.number, issue.title, author, labels, issue.body)
-        return await observer.labelled(issue.number, labels, event.label.name, who)
+        return await observer.labelled(
+            issue.number, labels, event.label.name, who, who_type=who_type
+        )
     if event.action == "closed":
-        return await observer.closed(issue.number, labels, who)
-    return await observer.reopened(issue.number, labels, who)
+        return await observer.closed(issue.number, labels, who, who_type)
+    return await observer.reopened(issue.number, labels, who, who_type)

@@ -617,3 +617,86 @@ async def test_a_github_app_knows_its_bot_login(tmp_path: Path, clock: FakeClock
         finally:
             await h.stop()
         assert fake.internal_errors == []
+
+
+# -- bots are not people ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sender", "result", "acknowledged_by"),
+    [
+        ({"login": "github-actions[bot]", "type": "Bot"}, "bot", None),  # an auto-assign workflow
+        ({"login": "assign-o-matic[bot]"}, "bot", None),  # no type: the [bot] login says it
+        ({"login": "triage-robot", "type": "Bot"}, "bot", None),  # GitHub's type says it
+        ({"login": "lead", "type": "User"}, "applied", "bob"),  # a person assigning a person
+    ],
+)
+async def test_only_a_persons_assignment_acknowledges(
+    hooked: Harness, sender: dict[str, str], result: str, acknowledged_by: str | None
+) -> None:
+    """Assigned by a bot (the sender is checked, not only the assignee): a code owner assigned
+    by a workflow seconds after the issue opened has not seen it, so the SLA paging goes on;
+    assigned by a person: acknowledged by the assignee."""
+    issue = await opened(hooked)
+
+    event = issues_event(issue, "assigned", assignee={"login": "bob", "type": "User"})
+    status, answer = await deliver(hooked, "issues", {**event, "sender": sender})
+
+    assert (status, answer["result"]) == (200, result)
+    assert (await the_incident(hooked))["acknowledged_by"] == acknowledged_by
+    assert await metric(hooked, events_metric("issues", result)) == 1
+
+
+async def test_bot_comments_and_labels_do_not_acknowledge(hooked: Harness) -> None:
+    """A welcome bot's comment (a ``[bot]`` login, or GitHub's ``type: "Bot"``) and a bot's
+    ``acknowledged`` / ``identified`` label are nobody's acknowledgement: ignored, counted as
+    ``bot``."""
+    issue = await opened(hooked)
+    typed = comment_event(issue, "greeter", "Thanks for opening this issue!")
+    typed["comment"]["user"]["type"] = "Bot"
+
+    answers = [
+        await deliver(
+            hooked,
+            "issue_comment",
+            comment_event(issue, "welcome[bot]", "Thanks for opening this issue!"),
+        ),
+        await deliver(hooked, "issue_comment", typed),
+        await deliver(
+            hooked,
+            "issues",
+            issues_event(issue, "labeled", sender="labeler[bot]", label={"name": "acknowledged"}),
+        ),
+        await deliver(
+            hooked,
+            "issues",
+            issues_event(issue, "labeled", sender="labeler[bot]", label={"name": "identified"}),
+        ),
+    ]
+
+    assert [result for _, result in answers] == [{"status": "accepted", "result": "bot"}] * 4
+    assert (await the_incident(hooked))["acknowledged_at"] is None
+    assert await metric(hooked, events_metric("issue_comment", "bot")) == 2
+    assert await metric(hooked, events_metric("issues", "bot")) == 2
+
+
+async def test_a_bots_close_or_reopening_changes_nothing(hooked: Harness) -> None:
+    """A stale-issue bot closing the issue does not resolve the incident; a bot reopening an
+    issue a person closed does not reopen it."""
+    issue = await opened(hooked)
+
+    status, answer = await deliver(
+        hooked, "issues", issues_event(issue, "closed", sender="stale[bot]")
+    )
+    assert (status, answer["result"]) == (200, "bot")
+    assert (await the_incident(hooked))["state"] == "open"
+
+    await deliver(hooked, "issues", issues_event(issue, "closed", sender="dave"))
+    reopen = issues_event(issue, "reopened", sender="reopener")
+    reopen["sender"]["type"] = "Bot"
+    status, answer = await deliver(hooked, "issues", reopen)
+
+    assert (status, answer["result"]) == (200, "bot")
+    row = await the_incident(hooked)
+    assert (row["state"], row["resolution"]) == ("resolved", "manual")
+    assert await metric(hooked, events_metric("issues", "bot")) == 2

@@ -338,3 +338,57 @@ async def test_with_a_webhook_secret_nothing_polls(
         assert POLLER not in h.app
     finally:
         await h.stop()
+
+
+async def test_a_bots_assignment_does_not_acknowledge_when_polled(harness: Harness) -> None:
+    """A code owner assigned by an auto-assign workflow (the ``assigned`` event's actor is
+    ``github-actions[bot]``) has not acknowledged; a person's assignment later still does."""
+    issue = await opened(harness)
+    harness.github.human_assign(REPO, issue.number, "bob", login="github-actions[bot]")
+
+    await turn(harness)
+
+    assert (await row(harness, issue))["acknowledged_at"] is None
+
+    harness.github.human_assign(REPO, issue.number, "carol", login="lead")
+    await turn(harness)
+
+    assert (await row(harness, issue))["acknowledged_by"] == "carol"
+
+
+async def test_bot_comments_and_labels_do_not_acknowledge_when_polled(harness: Harness) -> None:
+    """A welcome bot's comment (a ``[bot]`` login, or GitHub's ``type: "Bot"`` on the author)
+    and a bot's ``acknowledged`` label acknowledge nothing."""
+    issue = await opened(harness)
+    harness.github._user("greeter", "Bot")  # a bot account whose login does not say so
+    harness.github.human_comment(REPO, issue.number, "Thanks for the report!", login="welcome[bot]")
+    harness.github.human_comment(REPO, issue.number, "Thanks for the report!", login="greeter")
+    harness.github.human_add_label(REPO, issue.number, "acknowledged", login="labeler[bot]")
+
+    await turn(harness)
+
+    assert (await row(harness, issue))["acknowledged_at"] is None
+
+
+async def test_a_bots_close_or_reopening_changes_nothing_when_polled(harness: Harness) -> None:
+    """A stale-issue bot closing the issue does not resolve the incident; a bot reopening an
+    issue a person closed does not reopen it."""
+    issue = await opened(harness)
+    harness.github.human_close(REPO, issue.number, login="stale[bot]")
+
+    await turn(harness)
+
+    assert (await row(harness, issue))["state"] == "open"
+
+    harness.github.human_reopen(REPO, issue.number, login="dave")
+    await turn(harness)
+    harness.github.human_close(REPO, issue.number, login="dave")
+    await turn(harness)
+    await harness.drain()
+    assert (await row(harness, issue))["resolution"] == "manual"
+    harness.github.human_reopen(REPO, issue.number, login="reopener[bot]")
+
+    await turn(harness, 5)
+
+    found = await row(harness, issue)
+    assert (found["state"], found["resolution"]) == ("resolved", "manual")

@@ -551,6 +551,44 @@ def test_which_comments_are_a_humans(author: str, body: str, own: str | None, hu
     assert ack.human_comment(author, body, own) is human
 
 
+@pytest.mark.parametrize(
+    ("author", "author_type", "human"),
+    [
+        ("github-actions[bot]", None, False),  # a welcome workflow: the [bot] login says it
+        ("Welcome[BOT]", "User", False),
+        ("greeter", "Bot", False),  # GitHub's type says it
+        ("greeter", "bot", False),
+        ("alice", "User", True),
+        ("alice", None, True),
+        ("robot-fan", "User", True),  # a person whose login merely mentions bots
+    ],
+)
+def test_a_bots_comment_is_not_a_humans(author: str, author_type: str | None, human: bool) -> None:
+    """A comment by a bot (a login ending in ``[bot]``, or GitHub's ``type: "Bot"``) is no
+    human's, so a welcome bot's greeting seconds after the issue opens acknowledges nothing."""
+    assert ack.human_comment(author, "Thanks!", "incident-bridge[bot]", author_type) is human
+
+
+@pytest.mark.parametrize(
+    ("login", "user_type", "person"),
+    [
+        ("bob", "User", True),
+        ("bob", None, True),
+        ("incident-bridge[bot]", None, False),  # the bridge's own account
+        ("INCIDENT-BRIDGE[bot]", "Bot", False),
+        ("github-actions[bot]", "Bot", False),
+        ("dependabot[bot]", None, False),
+        ("triage", "Bot", False),
+        ("", None, False),
+        (None, None, False),
+    ],
+)
+def test_who_is_a_person(login: str | None, user_type: str | None, person: bool) -> None:
+    """A person is neither the bridge's own account nor a bot: the one predicate every path
+    (webhook, poller) asks before an assignment, label, comment, close or reopening counts."""
+    assert ack.is_person(login, "incident-bridge[bot]", user_type) is person
+
+
 # -- the status page's Identified ----------------------------------------------------------
 
 
