@@ -110,11 +110,16 @@ def reported_identity(repository: str, number: int) -> str:
 def episode_started(incident: Incident, events: Sequence[TimelineEvent]) -> datetime:
     """When the incident's current episode began: its last reopening by alerts in ``events``
     (the timeline's tail), else when it opened. What people did before that belongs to an
-    episode that is over (the reopening cleared its acknowledgement)."""
+    episode that is over (the reopening cleared its acknowledgement). The same episode
+    resumed (``episode: same``: alerts resolved by absence firing again) is no new one."""
     for event in reversed(events):
-        if event.kind == "reopened":
+        if _new_episode(event):
             return max(event.at, incident.opened_at)
     return incident.opened_at
+
+
+def _new_episode(event: TimelineEvent) -> bool:
+    return event.kind == "reopened" and event.data.get("episode") != "same"
 
 
 def identified_in_episode(events: Sequence[TimelineEvent]) -> bool:
@@ -123,7 +128,7 @@ def identified_in_episode(events: Sequence[TimelineEvent]) -> bool:
     for event in reversed(events):
         if event.kind == "identified":
             return True
-        if event.kind == "reopened":
+        if _new_episode(event):
             return False
     return False
 

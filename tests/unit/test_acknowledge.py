@@ -622,3 +622,18 @@ def test_the_identified_event_counts_even_without_an_acknowledgement() -> None:
         "Investigating",
         "Monitoring",
     ]
+
+
+def test_the_same_episode_resumed_keeps_its_identified_and_start() -> None:
+    """Alerts of the same episode firing again (``episode: same``) start no new episode: what
+    people did before still counts, an ``identified`` label is not recorded twice."""
+    events = [
+        TimelineEvent(1, T0, "opened", "opened"),
+        TimelineEvent(2, T0 + timedelta(minutes=1), "identified", "identified"),
+        TimelineEvent(3, T0 + timedelta(minutes=9), "reopened", "again", {"episode": "same"}),
+    ]
+    assert ack.identified_in_episode(events)
+    assert ack.episode_started(incident(), events) == incident().opened_at
+    events.append(TimelineEvent(4, T0 + timedelta(hours=2), "reopened", "new"))
+    assert not ack.identified_in_episode(events)
+    assert ack.episode_started(incident(), events) == T0 + timedelta(hours=2)
