@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bridge.engine import Decision, Policy, Timeline
+from bridge.engine import Decision, Policy, Timeline, mark_resolved
 from bridge.ingest import Step
 from bridge.model import EffectSpec, Incident, Priority, TimelineEvent
 
@@ -237,11 +237,7 @@ def close_manually(who: str) -> Step:
                 effects=[EffectSpec("github.sync")],
             )
         firing = len(current.firing_alerts())
-        incident.state = "resolved"
-        incident.resolution = "manual"
-        incident.resolved_at = now
-        incident.quiet_until = None  # a deferred (flapping) close is moot now
-        incident.paused_at = None  # a silence ends with its incident; reopen_manually resumes
+        mark_resolved(incident, now, "manual")  # a flapping close and a silence end with it
         timeline = Timeline(incident)
         text = f"Closed by {who}: resolved manually"
         if firing:

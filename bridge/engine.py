@@ -444,19 +444,27 @@ def _flapping_event(timeline: Timeline, now: datetime, incident: Incident, polic
     timeline.add(now, "flapping", flapping_text(flips, policy.flapping), flips=flips)
 
 
+def mark_resolved(incident: Incident, at: datetime, resolution: str) -> str:
+    """Resolve ``incident`` (a copy the caller owns) at ``at`` — never before its first alert
+    started — for ``resolution`` (``alerts``, ``manual``, ``reconciled``, ``heartbeat``):
+    a deferred (flapping) close and a silence's pause end with it, a reopening starts afresh.
+    Returns how long it lasted (``1h 5m``), for the caller's timeline line."""
+    incident.state = "resolved"
+    incident.resolution = resolution
+    incident.quiet_until = None
+    incident.paused_at = None
+    incident.resolved_at = max(at, incident.earliest_starts_at)
+    return human_duration(incident.resolved_at - incident.earliest_starts_at)
+
+
 def _resolve_by_alerts(incident: Incident, timeline: Timeline, now: datetime) -> list[EffectSpec]:
     """Resolve ``incident`` (a copy the caller owns) because every alert has resolved: at the
     last alert's end, with the resolution event; returns its comment and the sync."""
     ended = [a.ends_at for a in incident.alerts.values() if a.ends_at is not None]
-    resolved_at = min(max(ended), now) if ended else now
-    incident.state = "resolved"
-    incident.resolution = "alerts"
-    incident.quiet_until = None
-    incident.paused_at = None  # a silence ends with its incident; a reopening starts afresh
     # When the last alert ended (Alertmanager's endsAt), which may be before the bridge
-    # heard of it; never before the incident's first alert started.
-    incident.resolved_at = max(resolved_at, incident.earliest_starts_at)
-    duration = human_duration(incident.resolved_at - incident.earliest_starts_at)
+    # heard of it.
+    duration = mark_resolved(incident, min(max(ended), now) if ended else now, "alerts")
+    assert incident.resolved_at is not None
     event = timeline.add(
         incident.resolved_at,
         "resolved",

@@ -34,7 +34,7 @@ import structlog
 
 from bridge.clock import Clock
 from bridge.durations import format_duration
-from bridge.engine import Decision, Policy, Timeline, human_duration, reopen_episode
+from bridge.engine import Decision, Policy, Timeline, mark_resolved, reopen_episode
 from bridge.identity import identity_key
 from bridge.ingest import HEARTBEAT_MARK, Ingestor, Step, heartbeat_resolution
 from bridge.metrics import Metrics
@@ -146,10 +146,8 @@ def return_step(alertname: str, returned_at: datetime) -> Step:
         if current is None or current.state != "open":
             return Decision(outcome="unchanged", incident=current)
         incident = copy.copy(current)
-        incident.state = "resolved"
-        incident.resolution = RESOLUTION
-        incident.resolved_at = max(min(returned_at, now), incident.earliest_starts_at)
-        duration = human_duration(incident.resolved_at - incident.earliest_starts_at)
+        duration = mark_resolved(incident, min(returned_at, now), RESOLUTION)
+        assert incident.resolved_at is not None
         timeline = Timeline(incident)
         why = f"{alertname} arrives again after {duration} without it"
         event = timeline.add(

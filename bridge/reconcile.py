@@ -55,7 +55,7 @@ import structlog
 
 from bridge.alertmanager_api import AlertGroup, PeerAlert, PeerGroups
 from bridge.clock import Clock
-from bridge.engine import Decision, Timeline, human_duration
+from bridge.engine import Decision, Timeline, human_duration, mark_resolved
 from bridge.flapping import FlapPolicy, flapping_text, record_flip
 from bridge.identity import IdentityMode
 from bridge.ingest import Ingestor, Step
@@ -144,12 +144,7 @@ def _resolve(current: Incident, now: datetime, flapping: FlapPolicy) -> Decision
             events=timeline.events,
             effects=[EffectSpec("github.sync")],
         )
-    incident.state = "resolved"
-    incident.resolution = RESOLUTION
-    incident.resolved_at = max(now, incident.earliest_starts_at)
-    incident.quiet_until = None
-    incident.paused_at = None  # nothing is paused any more; a reopening starts counting afresh
-    duration = human_duration(incident.resolved_at - incident.earliest_starts_at)
+    duration = mark_resolved(incident, now, RESOLUTION)
     event = timeline.add(
         now,
         "reconciled",
