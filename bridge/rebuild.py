@@ -32,7 +32,7 @@ from bridge.github import pir, render
 from bridge.github.client import GitHubError, IssuePage, IssueTracker, RemoteIssue
 from bridge.github.sync import record_of
 from bridge.model import Incident, Priority
-from bridge.store.base import IssueRecord, Store
+from bridge.store.base import Store
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +218,8 @@ async def rebuild(
                 report.skipped.append(f"#{issue.number}: {label} is a {marker.kind} issue")
                 continue
             incident, from_state = incident_from_issue(issue, marker, options, clock())
-            record = record_of(issue, 0, tracker.repository, options)  # restore sets the id
+            # restore sets the id
+            record = record_of(issue, 0, tracker.repository, render.managed_labels(options))
             if await store.restore(incident, record):
                 report.restored.append(label)
                 if not from_state:
@@ -258,17 +259,5 @@ async def _link_review(
     slot = review.slot(repository)
     if await store.issue_record(incident.id, slot) is not None:
         return
-    record = IssueRecord(
-        incident_id=incident.id,
-        repository=slot,
-        number=issue.number,
-        url=issue.url,
-        title=issue.title,
-        body=issue.body,
-        region=render.region_of(issue.body),
-        labels=set(issue.labels) & pir.LABELS,
-        state=issue.state,
-        etag=None,
-    )
-    await store.save_issue_record(record)
+    await store.save_issue_record(record_of(issue, incident.id, slot, pir.LABELS))
     report.reviews.append(label)

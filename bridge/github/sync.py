@@ -21,7 +21,7 @@ from bridge import review as reviews
 from bridge import storm as storms
 from bridge.github import pir, render
 from bridge.github.budget import Budget, BudgetExhausted
-from bridge.github.client import GitHubError, IssueTracker, RemoteIssue
+from bridge.github.client import CreatedIssue, GitHubError, IssueTracker, RemoteIssue
 from bridge.model import Incident
 from bridge.store.base import ClaimedEffect, IssueRecord, Store, Storm
 
@@ -35,10 +35,11 @@ _CLOCK_SKEW = timedelta(minutes=5)  # between our clock and GitHub's, when askin
 
 
 def record_of(
-    remote: RemoteIssue, incident_id: int, repository: str, options: render.RenderOptions
+    remote: RemoteIssue, incident_id: int, repository: str, managed: frozenset[str]
 ) -> IssueRecord:
-    """What the bridge keeps of an issue it read back from GitHub (adopted after an interrupted
-    create, or found by ``rebuild``): its region, and only the labels the bridge manages."""
+    """What the bridge keeps of an issue (an incident's or a review's) it read back from GitHub
+    (adopted after an interrupted create, or found by ``rebuild``): its region, and only the
+    labels the bridge manages on it (``managed``)."""
     return IssueRecord(
         incident_id=incident_id,
         repository=repository,
@@ -47,9 +48,27 @@ def record_of(
         title=remote.title,
         body=remote.body,
         region=render.region_of(remote.body),
-        labels=set(remote.labels) & render.managed_labels(options),
+        labels=set(remote.labels) & managed,
         state=remote.state,
         etag=None,
+    )
+
+
+def created_record(
+    incident_id: int, repository: str, created: CreatedIssue, desired: render.DesiredIssue
+) -> IssueRecord:
+    """What the bridge keeps of an issue it has just created as ``desired``."""
+    return IssueRecord(
+        incident_id=incident_id,
+        repository=repository,
+        number=created.number,
+        url=created.url,
+        title=desired.title,
+        body=desired.body,
+        region=desired.region,
+        labels=set(desired.labels),
+        state="open",
+        etag=created.etag,
     )
 
 
@@ -131,7 +150,9 @@ class GitHubSync:
         if remote is None:
             return None
         log.info("github_issue_adopted", issue=remote.number, incident=incident.display_id)
-        record = record_of(remote, incident.id, self.repository, self._options)
+        record = record_of(
+            remote, incident.id, self.repository, render.managed_labels(self._options)
+        )
         await self._store.save_issue_record(record)
         return record
 
@@ -180,18 +201,7 @@ class GitHubSync:
             desired.body,
             sorted(desired.labels),
         )
-        record = IssueRecord(
-            incident_id=incident.id,
-            repository=self.repository,
-            number=created.number,
-            url=created.url,
-            title=desired.title,
-            body=desired.body,
-            region=desired.region,
-            labels=set(desired.labels),
-            state="open",
-            etag=created.etag,
-        )
+        record = created_record(incident.id, self.repository, created, desired)
         # Recorded at once: a create must never be repeated once it is known to have happened.
         await self._store.save_issue_record(record)
         log.info("github_issue_created", issue=created.number, incident=incident.display_id)
@@ -405,18 +415,7 @@ class GitHubSync:
                 desired.body,
                 sorted(desired.labels),
             )
-            record = IssueRecord(
-                incident_id=incident_id,
-                repository=slot,
-                number=created.number,
-                url=created.url,
-                title=desired.title,
-                body=desired.body,
-                region=desired.region,
-                labels=set(desired.labels),
-                state="open",
-                etag=created.etag,
-            )
+            record = created_record(incident_id, slot, created, desired)
             # Recorded at once, like every create: it is never repeated once known to be made.
             await self._store.save_issue_record(record)
             log.info("github_review_created", issue=created.number, incident=incident.display_id)
@@ -434,18 +433,7 @@ class GitHubSync:
         if remote is None:
             return None
         log.info("github_review_adopted", issue=remote.number, incident=incident.display_id)
-        record = IssueRecord(
-            incident_id=incident.id,
-            repository=slot,
-            number=remote.number,
-            url=remote.url,
-            title=remote.title,
-            body=remote.body,
-            region=render.region_of(remote.body),
-            labels=set(remote.labels) & pir.LABELS,
-            state=remote.state,
-            etag=None,
-        )
+        record = record_of(remote, incident.id, slot, pir.LABELS)
         await self._store.save_issue_record(record)
         return record
 
