@@ -153,6 +153,38 @@ def github_config(extra: str = "", *, store_url: str = "sqlite:///state.db") -> 
     )
 
 
+def slack_config(api_url: str, token: str, channel: str = "#incidents") -> str:
+    """The ``slack`` section for the fake Slack at ``api_url``."""
+    return f'slack:\n  api_url: {api_url}\n  token: {token}\n  channel: "{channel}"\n'
+
+
+def email_config(smtp_port: int, extra: str = "") -> str:
+    """The ``email`` section for the test SMTP server on 127.0.0.1 (``extra``: more keys of
+    the section, each line indented by two spaces)."""
+    return (
+        "email:\n"
+        "  smtp_host: 127.0.0.1\n"
+        f"  smtp_port: {smtp_port}\n"
+        "  starttls: false\n"
+        "  from: incident-bridge@example.com\n"
+        f"{extra}"
+    )
+
+
+def sms_config(api_url: str, account_sid: str, auth_token: str, extra: str = "") -> str:
+    """The ``sms`` section for the fake Twilio at ``api_url`` (``extra``: more keys of the
+    section, e.g. ``throttle``, indented by two spaces)."""
+    return (
+        "sms:\n"
+        "  twilio:\n"
+        f"    api_url: {api_url}\n"
+        f"    account_sid: {account_sid}\n"
+        f"    auth_token: {auth_token}\n"
+        '    from: "+15550009999"\n'
+        f"{extra}"
+    )
+
+
 APP_ID = 424242
 INSTALLATION_ID = 8675309
 

@@ -27,7 +27,7 @@ from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack
 from fakes.smtp import Mailbox, smtp_server
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, github_config, payload
+from support import REPO, Harness, email_config, github_config, payload, slack_config, sms_config
 
 SLACK_TOKEN = "xoxb-test-slack-token-0123"
 CHANNEL = "#incidents"
@@ -60,22 +60,10 @@ async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
 
 def channels_config(slack: FakeSlack, smtp: Mailbox, twilio: FakeTwilio) -> str:
     return (
-        "slack:\n"
-        f"  api_url: {slack.base_url}\n"
-        f"  token: {SLACK_TOKEN}\n"
-        f'  channel: "{CHANNEL}"\n'
-        "email:\n"
-        "  smtp_host: 127.0.0.1\n"
-        f"  smtp_port: {smtp.port}\n"
-        "  starttls: false\n"
-        "  from: incident-bridge@example.com\n"
-        "sms:\n"
-        "  twilio:\n"
-        f"    api_url: {twilio.base_url}\n"
-        f"    account_sid: {SID}\n"
-        f"    auth_token: {TWILIO_TOKEN}\n"
-        '    from: "+15550009999"\n'
-        "stakeholders:\n"
+        slack_config(slack.base_url, SLACK_TOKEN, CHANNEL)
+        + email_config(smtp.port)
+        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: alice@example.com, phone: '{ALICE_PHONE}'}}\n"
         "heartbeat: {alertname: Watchdog, timeout: 10m}\n"
     )

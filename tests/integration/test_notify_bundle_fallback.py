@@ -17,7 +17,7 @@ from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.smtp import Mailbox, smtp_server
 from fakes.twilio import FakeTwilio, count_segments
-from support import REPO, Harness, github_config, payload
+from support import REPO, Harness, email_config, github_config, payload, sms_config
 
 SID = "AC" + "9d" * 16
 TWILIO_TOKEN = "twilio-auth-token-bundle-0123456789"
@@ -41,19 +41,9 @@ async def harness(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, mailbox: Mailbox, twilio: FakeTwilio
 ) -> AsyncIterator[Harness]:
     extra = (
-        "email:\n"
-        "  smtp_host: 127.0.0.1\n"
-        f"  smtp_port: {mailbox.port}\n"
-        "  starttls: false\n"
-        "  from: incident-bridge@example.com\n"
-        "  throttle: {max: 1, per: 15m}\n"
-        "sms:\n"
-        "  twilio:\n"
-        f"    api_url: {twilio.base_url}\n"
-        f"    account_sid: {SID}\n"
-        f"    auth_token: {TWILIO_TOKEN}\n"
-        '    from: "+15550009999"\n'
-        "stakeholders:\n"
+        email_config(mailbox.port, "  throttle: {max: 1, per: 15m}\n")
+        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: {ALICE_MAIL}, phone: '{ALICE_PHONE}'}}\n"
     )
     h = Harness(tmp_path, github, clock, github_config(extra))

@@ -17,7 +17,7 @@ from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack
 from fakes.smtp import Mailbox, smtp_server
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, github_config, payload
+from support import REPO, Harness, email_config, github_config, payload, slack_config, sms_config
 
 SID = "AC" + "3c" * 16
 TWILIO_TOKEN = "twilio-auth-token-late-0123456789"
@@ -58,22 +58,10 @@ async def harness(
     slack: FakeSlack,
 ) -> AsyncIterator[Harness]:
     extra = (
-        "slack:\n"
-        f"  api_url: {slack.base_url}\n"
-        f"  token: {SLACK_TOKEN}\n"
-        '  channel: "#incidents"\n'
-        "email:\n"
-        "  smtp_host: 127.0.0.1\n"
-        f"  smtp_port: {mailbox.port}\n"
-        "  starttls: false\n"
-        "  from: incident-bridge@example.com\n"
-        "sms:\n"
-        "  twilio:\n"
-        f"    api_url: {twilio.base_url}\n"
-        f"    account_sid: {SID}\n"
-        f"    auth_token: {TWILIO_TOKEN}\n"
-        '    from: "+15550009999"\n'
-        "stakeholders:\n"
+        slack_config(slack.base_url, SLACK_TOKEN)
+        + email_config(mailbox.port)
+        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: {ALICE_MAIL}, phone: '{ALICE_PHONE}'}}\n"
         f"  - {{name: Bob Lead, email: {BOB_MAIL}}}\n"
         "escalation:\n"

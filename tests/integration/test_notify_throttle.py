@@ -24,7 +24,7 @@ from bridge.clock import FakeClock
 from fakes.github import FakeGitHub
 from fakes.smtp import Mailbox, smtp_server
 from fakes.twilio import FakeTwilio, count_segments
-from support import Harness, github_config, payload
+from support import Harness, email_config, github_config, payload, sms_config
 
 SID = "AC" + "7b" * 16
 TWILIO_TOKEN = "twilio-auth-token-throttle-0123456789"
@@ -37,20 +37,9 @@ WINDOW = timedelta(minutes=15)
 
 def throttle_config(smtp_port: int, twilio_url: str) -> str:
     return (
-        "email:\n"
-        "  smtp_host: 127.0.0.1\n"
-        f"  smtp_port: {smtp_port}\n"
-        "  starttls: false\n"
-        "  from: incident-bridge@example.com\n"
-        f"  throttle: {{max: {EMAIL_MAX}, per: 15m}}\n"
-        "sms:\n"
-        "  twilio:\n"
-        f"    api_url: {twilio_url}\n"
-        f"    account_sid: {SID}\n"
-        f"    auth_token: {TWILIO_TOKEN}\n"
-        '    from: "+15550009999"\n'
-        f"  throttle: {{max: {SMS_MAX}, per: 15m}}\n"
-        "stakeholders:\n"
+        email_config(smtp_port, f"  throttle: {{max: {EMAIL_MAX}, per: 15m}}\n")
+        + sms_config(twilio_url, SID, TWILIO_TOKEN, f"  throttle: {{max: {SMS_MAX}, per: 15m}}\n")
+        + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: {ALICE_MAIL}, phone: '{ALICE_PHONE}'}}\n"
         f"  - {{name: Bob Lead, email: {BOB_MAIL}}}\n"
         f"  - {{name: Carol Pager, phone: '{CAROL_PHONE}'}}\n"

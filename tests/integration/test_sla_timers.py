@@ -30,7 +30,7 @@ from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.smtp import Mailbox, smtp_server
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, github_config, payload
+from support import REPO, Harness, email_config, github_config, payload, sms_config
 
 SID = "AC" + "3c" * 16
 TWILIO_TOKEN = "twilio-auth-token-sla-0123456789"
@@ -57,18 +57,9 @@ def channels_config(twilio: FakeTwilio, mailbox: Mailbox) -> str:
     """SMS and email configured; one escalation contact (the on-call), no stakeholders, so
     every text and email here is a page."""
     return (
-        "email:\n"
-        "  smtp_host: 127.0.0.1\n"
-        f"  smtp_port: {mailbox.port}\n"
-        "  starttls: false\n"
-        "  from: incident-bridge@example.com\n"
-        "sms:\n"
-        "  twilio:\n"
-        f"    api_url: {twilio.base_url}\n"
-        f"    account_sid: {SID}\n"
-        f"    auth_token: {TWILIO_TOKEN}\n"
-        '    from: "+15550009999"\n'
-        "escalation:\n"
+        email_config(mailbox.port)
+        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + "escalation:\n"
         f"  - {{name: On-call, email: {ON_CALL_EMAIL}, phone: '{ON_CALL_PHONE}'}}\n"
     )
 
