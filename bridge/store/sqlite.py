@@ -128,21 +128,21 @@ class _Writer:
     async def _run_batch(
         self, batch: list[tuple[Unit, asyncio.Future[Any]]]
     ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """One transaction for the batch. Units run back to back; if one fails, the batch is
+        rolled back and run again with a savepoint around each unit, so only the failing
+        unit's writes are undone (units are closures over their inputs: running one again
+        writes the same). Savepoints only then: they are two statements per unit."""
         conn = self.conn
-        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for unit, future in batch:
-                conn.execute("SAVEPOINT unit")
-                try:
-                    value = unit(conn)
-                except Exception as error:  # the unit's own failure: roll back only it
-                    conn.execute("ROLLBACK TO unit")
-                    conn.execute("RELEASE unit")
-                    results.append((future, False, error))
-                else:
-                    conn.execute("RELEASE unit")
-                    results.append((future, True, value))
+            results, failure = _apply_units(conn, batch, isolated=False)
+            if failure is not None:
+                if conn.in_transaction:  # some errors (a full disk) end it themselves
+                    conn.execute("ROLLBACK")
+                if len(batch) == 1:
+                    return [(batch[0][1], False, failure)]
+                conn.execute("BEGIN IMMEDIATE")
+                results, _ = _apply_units(conn, batch, isolated=True)
             await asyncio.to_thread(conn.execute, "COMMIT")
         except Exception as error:  # the batch failed as a whole (BEGIN, COMMIT, I/O)
             try:
@@ -153,6 +153,33 @@ class _Writer:
             failure = StoreUnavailable(f"sqlite: {error}")
             results = [(future, False, failure) for _, future in batch]
         return results
+
+
+def _apply_units(
+    conn: sqlite3.Connection, batch: list[tuple[Unit, asyncio.Future[Any]]], *, isolated: bool
+) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], Exception | None]:
+    """Run the batch's units in the open transaction. Not ``isolated``: stop at the first
+    failure and return it (the caller rolls back). ``isolated``: a savepoint around each unit;
+    a failing unit's writes are rolled back and its error becomes its result."""
+    results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    for unit, future in batch:
+        if not isolated:
+            try:
+                results.append((future, True, unit(conn)))
+            except Exception as error:  # the unit's own failure: the batch runs again, isolated
+                return results, error
+            continue
+        conn.execute("SAVEPOINT unit")
+        try:
+            value = unit(conn)
+        except Exception as error:  # the unit's own failure: roll back only it
+            conn.execute("ROLLBACK TO unit")
+            conn.execute("RELEASE unit")
+            results.append((future, False, error))
+        else:
+            conn.execute("RELEASE unit")
+            results.append((future, True, value))
+    return results, None
 
 
 def _settle_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
