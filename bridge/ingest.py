@@ -44,7 +44,7 @@ def observe_improvement(metrics: Metrics, decision: Decision) -> None:
         return
     priority = str(seen.priority)
     if seen.detect is not None:
-        metrics.time_to_detect.labels(priority=priority).observe(seen.detect)
+        metrics.detect_by_priority(priority).observe(seen.detect)
     if seen.acknowledge is not None:
         metrics.time_to_acknowledge.labels(priority=priority).observe(seen.acknowledge)
     if seen.resolve is not None:
@@ -97,10 +97,10 @@ class Ingestor:
         decision = await self._store.ingest(key, identity, decide)
         observe_improvement(self._metrics, decision)
         self._metrics.alerts.inc(len(notification.alerts))
-        self._metrics.notifications.labels(outcome=decision.outcome).inc()
+        self._metrics.notifications_by_outcome(decision.outcome).inc()
         opened = decision.incident if decision.outcome == "opened" else None
         if opened is not None and opened.kind == "incident":
-            self._metrics.incidents_opened.labels(priority=str(opened.priority)).inc()
+            self._metrics.opened_by_priority(str(opened.priority)).inc()
         if decision.incident is not None and any(e.kind == "flapping" for e in decision.events):
             self._metrics.flapping.labels(priority=str(decision.incident.priority)).inc()
         if decision.effects:

@@ -6,9 +6,10 @@ zeros instead of absent series.
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Generic, TypeVar, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from bridge.engine import NotificationOutcome
 from bridge.model import EffectKind, Priority
@@ -62,6 +63,25 @@ IMPROVEMENT_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
 # distinct values one process exports are capped; later ones are counted as OTHER_SERVICE.
 SERVICE_SERIES_LIMIT = 200
 OTHER_SERVICE = "other"
+
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """A labelled metric's children by label values, each looked up once: ``labels()`` takes a
+    lock and checks its arguments every time, a few µs that the webhook's path pays several
+    times per request. For the event loop's own use (no lock)."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -319,6 +339,11 @@ class Metrics:
             registry=r,
         )
         self._services: set[str] = set()
+        # The children the webhook's path uses on every request.
+        self.webhooks_by_code = Children(self.webhooks)
+        self.notifications_by_outcome = Children(self.notifications)
+        self.opened_by_priority = Children(self.incidents_opened)
+        self.detect_by_priority = Children(self.time_to_detect)
 
     def count_incident_time(self, service: str, priority: str, seconds: float) -> None:
         """Add an episode's ``seconds`` to ``service``, within the cap on distinct services."""

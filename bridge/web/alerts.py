@@ -26,7 +26,7 @@ def _answer(
     svc: Services, status: int, started: float, body: dict[str, object], **fields: object
 ) -> web.Response:
     elapsed = time.perf_counter() - started
-    svc.metrics.webhooks.labels(code=str(status)).inc()
+    svc.metrics.webhooks_by_code(str(status)).inc()
     svc.metrics.webhook_seconds.observe(elapsed)
     level = log.info if status < 500 else log.warning
     level("webhook", code=status, duration_ms=round(elapsed * 1000, 2), **fields)
