@@ -113,8 +113,9 @@ class Budget:
         share = 1.0 if urgent else 1.0 - self._reserve
         return self._limits.scaled(grown(factor, since, self._clock()), share)
 
-    async def spend(self, *, urgent: bool) -> None:
-        """Charge one write, or raise BudgetExhausted saying when to try again."""
+    async def check(self, *, urgent: bool) -> list[datetime]:
+        """Whether one more write fits now: BudgetExhausted saying when to try again if not;
+        else the last hour's writes, for ``charge`` once the write has been sent."""
         now = self._clock()
         if not urgent and await self._store.urgent_waiting(now):
             raise BudgetExhausted(
@@ -129,6 +130,13 @@ class Budget:
                 f" {wait:.1f}s",
                 wait,
             )
+        return writes
+
+    async def charge(self, writes: list[datetime]) -> None:
+        """Charge one write that was sent (``writes``: what ``check`` returned). A request
+        that never reached GitHub is not charged: retries while GitHub is unreachable must not
+        spend the budget that new incidents need once it is back."""
+        now = self._clock()
         await self._store.record_write(now)
         self._observe([*writes, now], now, 0.0)
 

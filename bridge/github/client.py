@@ -107,7 +107,13 @@ class IssuePage:
 
 
 class GitHubError(EffectError):
-    """A failed GitHub call, classified for the outbox."""
+    """A failed GitHub call, classified for the outbox. ``sent`` is False when the request
+    certainly never reached GitHub (no connection could be made, or the tracker held it back
+    inside a rate-limit window): it cost nothing of GitHub's limits."""
+
+    def __init__(self, message: str, *, sent: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.sent = sent
 
 
 class AppTokenRefused(GitHubError):
@@ -500,6 +506,7 @@ class PyGithubTracker:
                     "GitHub rate-limit window: not calling before it ends",
                     retryable=True,
                     retry_after=self._blocked_until - now,
+                    sent=False,
                 )
             if self._app is not None and self._app.needs_token():
                 try:
@@ -526,10 +533,12 @@ class PyGithubTracker:
                 raise failure from None
             except requests.RequestException as error:
                 self._metrics.github_requests.labels(operation, "error").inc()
+                sent = not _not_sent(error)
                 raise GitHubError(
                     f"GitHub unreachable: {type(error).__name__}",
                     retryable=True,
-                    outcome_unknown=mutating and not _not_sent(error),
+                    outcome_unknown=mutating and sent,
+                    sent=sent,
                 ) from None
             self._observe(headers)
         status = "304" if verb == "GET" and data is None else ("201" if verb == "POST" else "200")

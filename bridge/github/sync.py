@@ -95,17 +95,23 @@ class GitHubSync:
         self._budget = budget
 
     async def _write(self, urgent: bool, call: Callable[..., Awaitable[T]], *args: object) -> T:
-        """One content-creating request: charged to the budget first (BudgetExhausted, a
-        retryable GitHubError, when it has no slot); a rate-limit refusal shrinks the budget."""
-        if self._budget is not None:
-            await self._budget.spend(urgent=urgent)
+        """One content-creating request, made only with a slot in the budget (BudgetExhausted,
+        a retryable GitHubError, when there is none) and charged to it once sent, whatever the
+        answer; a rate-limit refusal shrinks the budget."""
+        budget = self._budget
+        writes = await budget.check(urgent=urgent) if budget is not None else []
         try:
-            return await call(*args)
+            result = await call(*args)
         except GitHubError as error:
+            if budget is not None and error.sent:
+                await budget.charge(writes)
             limited = error.status in (403, 429) and error.retry_after is not None
-            if limited and self._budget is not None:
-                await self._budget.refused(error.retry_after)
+            if limited and budget is not None:
+                await budget.refused(error.retry_after)
             raise
+        if budget is not None:
+            await budget.charge(writes)
+        return result
 
     @property
     def repository(self) -> str:

@@ -51,6 +51,7 @@ class NotifyRunner:
         self._clock = clock
         self._throttle = throttle
         self._priority_names = dict(priority_names or {})
+        self._blocked_until = 0.0  # epoch seconds: a 429's Retry-After, for the whole channel
 
     async def _issue_url(self, incident_id: int) -> str | None:
         if not self._repository:
@@ -59,9 +60,22 @@ class NotifyRunner:
         return record.url if record is not None and record.url else None
 
     async def run(self, effect: ClaimedEffect) -> None:
+        # A 429's Retry-After holds the channel, not only the message it refused (the limit is
+        # the account's): until the window ends every message fails fast, sending nothing, and
+        # the outbox reschedules it — as the GitHub tracker does for GitHub's windows.
+        now = self._clock().timestamp() if self._clock is not None else None
+        if now is not None and now < self._blocked_until:
+            raise EffectError(
+                f"{self._notifier.channel} rate-limit window: not calling before it ends",
+                retryable=True,
+                retry_after=self._blocked_until - now,
+            )
         try:
             await self._run(effect)
         except EffectError as error:
+            if self._clock is not None and error.status == 429 and error.retry_after is not None:
+                until = self._clock().timestamp() + error.retry_after
+                self._blocked_until = max(self._blocked_until, until)
             # Providers echo the address or number ("The 'To' number +1555… is not a valid
             # phone number"); the failure goes into the issue timeline, which names people only.
             recipient = str(effect.payload.get("to") or "")
