@@ -190,10 +190,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX reviews_due ON reviews (due_at) WHERE due_at IS NOT NULL;
     """,
     # 12: three outbox indexes no query needs any more (each write of an effect kept them up to
-    # date): the lanes' indexes (5) serve what the first outbox indexes and urgency's (3) did
+    # date): the lanes' indexes (5) serve what the first outbox indexes and urgency's (3) did;
+    # and the incident of a GitHub issue number (every GitHub event asks) found by index, not
+    # by reading every issue record
     """
     DROP INDEX outbox_due;
     DROP INDEX outbox_active;
     DROP INDEX outbox_due_urgent;
+    CREATE INDEX github_issues_by_number ON github_issues (repository, number);
     """,
 )
