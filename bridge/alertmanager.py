@@ -52,7 +52,8 @@ class WebhookPayload(_Model):
     commonAnnotations: Labels = Field(default_factory=dict)
     externalURL: StrictStr = ""
     groupKey: StrictStr
-    truncatedAlerts: Annotated[int, Field(ge=0, strict=True)] = 0
+    # Alertmanager's is a uint64; anything larger is not from it (and no store could keep it).
+    truncatedAlerts: Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)] = 0
 
 
 def labels_fingerprint(labels: dict[str, str]) -> str:

@@ -250,8 +250,12 @@ def apply_notification(
     current: Incident | None, notification: Notification, now: datetime, policy: Policy
 ) -> Decision:
     """Merge one notification into the latest incident of its identity (None if there is none)."""
+    # One alert per fingerprint, as Alertmanager sends them; a sender repeating one (or two
+    # alerts with the same labels and no fingerprint): the last counts. The merge compares
+    # each with the incident's alert, so a repeat would fire and resolve it in one go.
+    unique = {a.fingerprint: a for a in notification.alerts}
     snapshot = [
-        a for a in notification.alerts if a.labels.get("alertname") != policy.heartbeat_alertname
+        a for a in unique.values() if a.labels.get("alertname") != policy.heartbeat_alertname
     ]
     if not snapshot:
         return Decision(outcome="heartbeat", incident=current)

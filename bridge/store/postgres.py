@@ -202,7 +202,16 @@ async def _insert_events(conn: Conn, incident_id: int, events: list[TimelineEven
             "INSERT INTO events (incident_id, seq, at, kind, text, data)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
             [
-                (incident_id, e.seq, e.at, e.kind, e.text, codec.event_data_to_json(e))
+                # PostgreSQL's text cannot hold NUL, which alert text may (an alertname in
+                # "Alert fired: …"); left out, as every renderer leaves control characters out.
+                (
+                    incident_id,
+                    e.seq,
+                    e.at,
+                    e.kind,
+                    e.text.replace("\x00", ""),
+                    codec.event_data_to_json(e),
+                )
                 for e in events
             ],
         )
