@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from bridge.heartbeat import RULE as HEARTBEAT_RULE
 from bridge.model import Incident
+from bridge.text import one_line
 
 Step = Literal["Investigating", "Identified", "Monitoring", "Resolved"]
 Level = Literal["operational", "degraded", "major", "no_data"]
@@ -66,18 +67,18 @@ def service_of(incident: Incident) -> str:
     for name in ("service", "alertname"):
         sources = [incident.common_labels, incident.group_labels, *(a.labels for a in firing)]
         for labels in sources:
-            value = labels.get(name, "").strip()
+            value = one_line(labels.get(name, ""), 100)
             if value:
-                return value[:100]
+                return value
     return ""
 
 
 def public_text(incident: Incident) -> str:
     """The only incident text the public may see."""
     for source in [incident.common_annotations, *(a.annotations for a in incident.alerts.values())]:
-        text = source.get("public_summary", "").strip()
+        text = one_line(source.get("public_summary", ""), 300)
         if text:
-            return text[:300]
+            return text
     service = service_of(incident)
     return f"Service disruption: {service}" if service else "Service disruption"
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from bridge.model import Incident, TimelineEvent
 from bridge.notify.base import BundleItem, Notice
+from bridge.text import one_line
 
 _WHAT = {
     "opened": "opened",
@@ -64,17 +65,6 @@ _LOOKALIKES = str.maketrans(
         "\u00bb": '"',
     }
 )
-
-
-def one_line(text: str, limit: int) -> str:
-    """Alert text as a single line of at most ``limit`` characters, without control or format
-    characters (ESC, NUL, zero-width and bidi controls), which the GitHub and SMS renderers
-    leave out too: a right-to-left override would reorder what follows it in a subject."""
-    flat = " ".join(text.split())
-    if not flat.isprintable():  # the common case costs one check
-        kept = (ch for ch in flat if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
-        flat = " ".join("".join(kept).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def subject(incident: Incident, event: TimelineEvent) -> str:

@@ -33,7 +33,7 @@ from bridge.effects import EffectError
 from bridge.github.render import safe_url
 from bridge.model import Incident, Lane, Priority
 from bridge.notify.base import Notice
-from bridge.notify.render import one_line
+from bridge.text import one_line
 
 log = structlog.get_logger(__name__)
 

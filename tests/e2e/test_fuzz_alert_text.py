@@ -796,7 +796,7 @@ def test_a_bidi_override_in_a_summary_reaches_no_email_or_slack_message() -> Non
     """Found by this fuzzing: the GitHub and SMS renderers leave control and format characters
     out, the email subject and bodies and the Slack messages kept them — a right-to-left
     override (U+202E) in a summary reordered the rest of the subject, a NUL or an ESC went
-    out as it was. ``notify.render.one_line`` leaves them out now, everywhere it is used."""
+    out as it was. ``bridge.text.one_line`` leaves them out now, everywhere it is used."""
     life = live(
         everywhere("db-1\u202e1-bd \x1b[31mred\x00 \u200bzero"),
         acknowledged=False,

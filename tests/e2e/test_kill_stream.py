@@ -52,8 +52,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bridge.notify.render import one_line
 from bridge.notify.slack import escape
+from bridge.text import one_line
 from fakes.github import FakeGitHub, FakeIssue
 from fakes.slack import FakeSlack, SlackMessage
 from fakes.smtp import Mailbox, smtp_server

@@ -230,6 +230,24 @@ def test_public_text_is_the_public_summary_or_the_service(
     assert public_text(found) == expected
 
 
+@pytest.mark.parametrize(
+    ("labels", "annotations", "expected"),
+    [
+        ({}, {"public_summary": "Pay\u202ements slow"}, "Payments slow"),
+        ({}, {"public_summary": "line one\nline\x00 two\x1b[31m"}, "line one line two[31m"),
+        ({"service": "check\u200bout\u2066"}, {}, "Service disruption: checkout"),
+        ({}, {"public_summary": "x" * 400}, "x" * 299 + "\u2026"),
+    ],
+)
+def test_public_text_keeps_no_control_or_bidi_characters(
+    labels: dict[str, str], annotations: dict[str, str], expected: str
+) -> None:
+    """The public page shows alert text on one line without control, zero-width or bidi
+    characters: a right-to-left override in a ``public_summary`` would reorder the page."""
+    found = incident(labels=labels, alerts=[alert(labels=labels, annotations=annotations)])
+    assert public_text(found) == expected
+
+
 def test_service_comes_from_the_alerts_when_the_group_has_no_common_label() -> None:
     """Without a common ``service`` label, a firing alert's ``service`` label names it."""
     found = incident(labels={}, alerts=[alert(labels={"alertname": "X", "service": "search"})])
