@@ -246,14 +246,24 @@ def human_duration(delta: timedelta) -> str:
     return " ".join(parts)
 
 
+def _latest_first(alert: AlertSnapshot) -> tuple[datetime, bool]:
+    """How late in an alert's life a snapshot is: its episode, then resolved after firing."""
+    return alert.starts_at, alert.status == "resolved"
+
+
 def apply_notification(
     current: Incident | None, notification: Notification, now: datetime, policy: Policy
 ) -> Decision:
     """Merge one notification into the latest incident of its identity (None if there is none)."""
     # One alert per fingerprint, as Alertmanager sends them; a sender repeating one (or two
-    # alerts with the same labels and no fingerprint): the last counts. The merge compares
-    # each with the incident's alert, so a repeat would fire and resolve it in one go.
-    unique = {a.fingerprint: a for a in notification.alerts}
+    # alerts with the same labels and no fingerprint): the newest episode counts, and within
+    # it the resolution. The merge compares each with the incident's alert, so a repeat would
+    # fire and resolve it in one go.
+    unique: dict[str, AlertSnapshot] = {}
+    for alert in notification.alerts:
+        kept = unique.get(alert.fingerprint)
+        if kept is None or _latest_first(alert) >= _latest_first(kept):
+            unique[alert.fingerprint] = alert
     snapshot = [
         a for a in unique.values() if a.labels.get("alertname") != policy.heartbeat_alertname
     ]

@@ -39,14 +39,19 @@ Gate = Callable[[bool], Awaitable[bool]]
 
 _BACKOFF_BASE = 1.0
 _BACKOFF_MAX = 300.0
+_RETRY_AFTER_MAX = 3600.0  # GitHub's primary window is an hour; anything longer is not honoured
 _IDLE_POLL = 1.0
 
 
 def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones (1-based)."""
+    """Seconds before the next attempt after ``attempts`` failed ones (1-based). A
+    ``Retry-After`` is honoured up to an hour (a proxy's day-long or infinite one is not)."""
     exponential: float = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0 ** max(0, attempts - 1))
     jittered = exponential * rng.uniform(0.8, 1.2)
     if retry_after is not None:
+        retry_after = min(retry_after, _RETRY_AFTER_MAX)  # also an inf; a NaN is below
+        if not retry_after >= 0.0:
+            retry_after = 0.0
         # Never earlier than the far side asked; a little later so replicas do not stampede.
         return max(retry_after + rng.uniform(0.0, 1.0), min(jittered, retry_after + 5.0))
     return jittered

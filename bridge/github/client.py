@@ -12,6 +12,7 @@ With a GitHub App the tracker mints the installation token itself, at the config
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,7 +124,8 @@ class AppTokenRefused(GitHubError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         # No HTTP status: a refused mint must not pass for the answer to the request that
         # needed it (a 404 here is an unknown installation, not a missing issue or label).
-        super().__init__(message, retryable=True, retry_after=retry_after)
+        # Nor was that request sent: without a token there is none to send.
+        super().__init__(message, retryable=True, retry_after=retry_after, sent=False)
 
 
 class IssueTracker(Protocol):
@@ -180,7 +182,8 @@ def _retry_after(headers: dict[str, Any], now: float) -> float | None:
     value = headers.get("retry-after")
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
+            return max(0.0, seconds) if math.isfinite(seconds) else None
         except ValueError:
             try:
                 return max(0.0, parsedate_to_datetime(value).timestamp() - now)
@@ -419,6 +422,7 @@ class PyGithubTracker:
                 "again yet",
                 retryable=True,
                 retry_after=self._mint_retry_at - now,
+                sent=False,
             )
         try:
             data = await self._post_for_token(app)
@@ -443,7 +447,9 @@ class PyGithubTracker:
             expires_at = datetime.fromisoformat(str(data["expires_at"]))
         except (TypeError, KeyError, ValueError):
             raise GitHubError(
-                "GitHub App: the installation token answer is unreadable", retryable=True
+                "GitHub App: the installation token answer is unreadable",
+                retryable=True,
+                sent=False,
             ) from None
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
@@ -483,13 +489,16 @@ class PyGithubTracker:
             self._metrics.github_requests.labels("mint_token", str(error.status)).inc()
             failure = classify_github_exception(error, self._clock().timestamp())
             text = f"GitHub App installation token not issued: {failure}"
+            # No token, no write: whatever the mint's fate, the write it was for was never sent.
             if error.status >= 500 or failure.retry_after is not None:  # GitHub's trouble
-                raise GitHubError(text, retryable=True, retry_after=failure.retry_after) from None
+                raise GitHubError(
+                    text, retryable=True, retry_after=failure.retry_after, sent=False
+                ) from None
             raise AppTokenRefused(text) from None
         except requests.RequestException as error:
             self._metrics.github_requests.labels("mint_token", "error").inc()
             raise GitHubError(
-                f"GitHub unreachable: {type(error).__name__}", retryable=True
+                f"GitHub unreachable: {type(error).__name__}", retryable=True, sent=False
             ) from None
         self._metrics.github_requests.labels("mint_token", "201").inc()
         return data

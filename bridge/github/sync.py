@@ -23,7 +23,7 @@ from bridge.github import pir, render
 from bridge.github.budget import Budget, BudgetExhausted
 from bridge.github.client import CreatedIssue, GitHubError, IssueTracker, RemoteIssue
 from bridge.model import Incident
-from bridge.store.base import ClaimedEffect, IssueRecord, Store, Storm
+from bridge.store.base import ClaimedEffect, IssueRecord, Store, StoreUnavailable, Storm
 
 log = structlog.get_logger(__name__)
 
@@ -104,14 +104,23 @@ class GitHubSync:
             result = await call(*args)
         except GitHubError as error:
             if budget is not None and error.sent:
-                await budget.charge(writes)
+                await self._charge(budget, writes)
             limited = error.status in (403, 429) and error.retry_after is not None
             if limited and budget is not None:
                 await budget.refused(error.retry_after)
             raise
         if budget is not None:
-            await budget.charge(writes)
+            await self._charge(budget, writes)
         return result
+
+    async def _charge(self, budget: Budget, writes: list[datetime]) -> None:
+        """Charge a sent write; the store failing then must not hide what GitHub answered (a
+        create that worked would wait for its lease, a 429 would not shrink the budget): the
+        write goes uncounted, which the budget's headroom below GitHub's limits absorbs."""
+        try:
+            await budget.charge(writes)
+        except StoreUnavailable as error:
+            log.warning("github_budget_not_charged", error=str(error))
 
     @property
     def repository(self) -> str:

@@ -21,6 +21,8 @@ from bridge.model import Priority
 from bridge.notify.base import Bundle, BundleItem, BundleNotifier, Notice, Notifier
 from bridge.store.base import ClaimedEffect, Store
 
+_CHANNEL_HOLD_MAX = 900.0  # seconds: the longest one 429 holds a whole channel
+
 
 @dataclass(frozen=True, slots=True)
 class Throttle:
@@ -74,7 +76,11 @@ class NotifyRunner:
             await self._run(effect)
         except EffectError as error:
             if self._clock is not None and error.status == 429 and error.retry_after is not None:
-                until = self._clock().timestamp() + error.retry_after
+                # The whole channel waits at most a quarter of an hour on one answer (a proxy's
+                # day-long Retry-After must not silence every page); the message itself waits
+                # what the outbox honours.
+                window = min(error.retry_after, _CHANNEL_HOLD_MAX)
+                until = self._clock().timestamp() + window
                 self._blocked_until = max(self._blocked_until, until)
             # Providers echo the address or number ("The 'To' number +1555… is not a valid
             # phone number"); the failure goes into the issue timeline, which names people only.

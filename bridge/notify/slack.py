@@ -21,6 +21,7 @@ comes before the threaded reply (which is not), and the reply is the last reques
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import aiohttp
@@ -233,9 +234,12 @@ class SlackCallError(EffectError):
 def _retry_after(headers: Any) -> float | None:
     try:
         value = headers.get("Retry-After") if headers is not None else None
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
 
 
 def classify(error: BaseException, method: str) -> SlackCallError:

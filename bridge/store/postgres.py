@@ -339,10 +339,11 @@ _STORM_LOCK = "storm-membership"
 
 
 async def _pending_last(conn: Conn, incident_id: int, kind: str) -> bool:
-    """Whether the incident's last unfinished effect is a pending ``kind`` (to coalesce into);
-    FOR UPDATE, as in ``_insert_effects``, so a claim cannot slip in before our commit."""
+    """Whether the incident's last unfinished GitHub effect is a pending ``kind`` (to coalesce
+    into; a message queued after it on another lane does not stop that); FOR UPDATE, as in
+    ``_insert_effects``, so a claim cannot slip in before our commit."""
     last = await conn.fetchrow(
-        "SELECT kind, state FROM outbox WHERE incident_id = $1 AND state IN"
+        "SELECT kind, state FROM outbox WHERE incident_id = $1 AND lane = 'github' AND state IN"
         " ('pending', 'running') ORDER BY id DESC LIMIT 1 FOR UPDATE",
         incident_id,
     )

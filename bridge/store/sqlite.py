@@ -71,6 +71,7 @@ Unit = Callable[[sqlite3.Connection], Any]
 log = structlog.get_logger(__name__)
 
 _BATCH_MAX = 64  # bounds how long one batch holds the event loop (~20 ms of new groups)
+_QUICK_EVENTS = 50  # at most this many timeline events are read on the event loop (``_quick``)
 
 
 def _connect(path: Path, *, readonly: bool = False, on_loop: bool = False) -> sqlite3.Connection:
@@ -435,9 +436,10 @@ def _take_over_bundle(
 
 
 def _pending_last(conn: sqlite3.Connection, incident_id: int, kind: str) -> bool:
-    """Whether the incident's last unfinished effect is a pending ``kind`` (to coalesce into)."""
+    """Whether the incident's last unfinished GitHub effect is a pending ``kind`` (to coalesce
+    into; a message queued after it on another lane does not stop that)."""
     last = conn.execute(
-        "SELECT kind, state FROM outbox WHERE incident_id = ? AND state IN"
+        "SELECT kind, state FROM outbox WHERE incident_id = ? AND lane = 'github' AND state IN"
         " ('pending', 'running') ORDER BY id DESC LIMIT 1",
         (incident_id,),
     ).fetchone()
@@ -845,7 +847,7 @@ class SqliteStore:
             )
             return codec.from_epoch(row[0]) if row and row[0] is not None else None
 
-        return await self._quick(read)
+        return await self._read(read)
 
     async def outbox_stats(self) -> OutboxStats:
         def read() -> OutboxStats:
@@ -891,7 +893,9 @@ class SqliteStore:
             )
             return [codec.event_from_row(*row) for row in reversed(rows)]
 
-        return await self._quick(read)
+        # The issue's last few events are a small read; a review's or the status page's
+        # history is not (a few ms to decode per 500 events): off the loop.
+        return await (self._quick if limit <= _QUICK_EVENTS else self._read)(read)
 
     async def load_event(self, incident_id: int, seq: int) -> TimelineEvent | None:
         def read() -> TimelineEvent | None:
@@ -1074,7 +1078,7 @@ class SqliteStore:
 
     async def urgent_waiting(self, now: datetime) -> bool:
         at = codec.epoch(now)
-        return await self._quick(lambda: self._row(URGENT_WAITING, (at,)) is not None)
+        return await self._read(lambda: self._row(URGENT_WAITING, (at,)) is not None)
 
     async def writes_since(self, since: datetime) -> list[datetime]:
         rows = await self._quick(
@@ -1446,7 +1450,7 @@ class SqliteStore:
                 for row in rows
             ]
 
-        return await self._quick(read)
+        return await self._read(read)
 
     async def next_timer(self) -> datetime | None:
         def read() -> datetime | None:

@@ -548,7 +548,7 @@ async def test_one_fingerprint_twice_in_a_notification_is_200_not_503(bridge: Ha
     """Found by the near-valid fuzzing: a resolved incident, then a notification listing its
     alert twice — firing with a new startsAt, then resolved — counted as "fired anew" while the
     merged alert ended up resolved, and the engine's reopening asserted a firing alert:
-    503 "internal error" for ever. One alert per fingerprint now, the last one listed counting
+    503 "internal error" for ever. One alert per fingerprint now, its newest episode counting
     (Alertmanager never repeats one; two alerts with equal labels and no fingerprint do)."""
     tally = Tally()
     first = payload("01_firing_single.json")
@@ -569,9 +569,9 @@ async def test_one_fingerprint_twice_in_a_notification_is_200_not_503(bridge: Ha
     again["alerts"] = [later, ended]
     status, answer = await send(bridge, encode(again), tally)
     accepted(status, answer, tally)
-    assert answer["outcome"] == "unchanged"  # the last one listed: resolved
+    assert answer["outcome"] == "unchanged"  # the newest episode: resolved
     anew = {**alert, "startsAt": "2026-11-26T21:43:00Z"}
     again["alerts"] = [ended, anew]
     status, answer = await send(bridge, encode(again), tally)
     accepted(status, answer, tally)
-    assert answer["outcome"] == "reopened"  # the last one listed: firing anew
+    assert answer["outcome"] == "reopened"  # the newest episode: firing anew

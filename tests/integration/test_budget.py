@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bridge.clock import FakeClock
+from bridge.store.postgres import PostgresStore
+from bridge.store.sqlite import SqliteStore
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub, FakeIssue
 from support import REPO, TOKEN, Harness, github_config, payload
@@ -157,3 +159,31 @@ async def test_a_refusal_by_github_halves_the_budget_and_waits_it_out(harness: H
     await harness.drain()
     assert len([i for i in incident_issues(harness) if i.title.startswith("[INC-")]) == 1
     assert harness.github.secondary_limit_hits == 1
+
+
+async def test_a_store_failing_to_charge_a_sent_write_does_not_hide_it(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The create went out and GitHub made the issue, then the store could not record the
+    charge: the effect still finishes with what GitHub answered (it does not wait for its
+    lease and look for its marker), the issue exists once, and the uncounted write is logged."""
+    store = harness.app[SERVICES].store if harness.app is not None else None
+    assert isinstance(store, SqliteStore | PostgresStore)
+    if isinstance(store, SqliteStore):
+        fault = "BEFORE INSERT ON github_writes BEGIN SELECT RAISE(ABORT, 'disk I/O'); END"
+        await store.execute_for_test(f"CREATE TRIGGER no_charge {fault}")
+    else:
+        await store.execute_for_test(
+            "CREATE FUNCTION no_charge() RETURNS trigger AS $$ BEGIN"
+            " RAISE EXCEPTION 'disk I/O'; END $$ LANGUAGE plpgsql"
+        )
+        await store.execute_for_test(
+            "CREATE TRIGGER no_charge BEFORE INSERT ON github_writes"
+            " FOR EACH ROW EXECUTE FUNCTION no_charge()"
+        )
+    await harness.post(payload("01_firing_single.json"))
+    await harness.drain()
+    assert len(incident_issues(harness)) == 1
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.running) == (0, 0)
+    assert "github_budget_not_charged" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bridge.app import create_app
 from bridge.clock import FakeClock
 from bridge.config import load_config
+from bridge.web.services import SERVICES
 from fakes.github import AppKey, FakeGitHub, RecordedRequest, make_app_key
 from support import (
     APP_ID,
@@ -236,15 +237,28 @@ async def test_an_uninstalled_app_holds_the_work_until_it_is_reinstalled(
     app_harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Uninstalling the App revokes its tokens and GitHub no longer issues any (404): the
-    effects wait, with the operator told what to check, and run once the App is back."""
+    effects wait, with the operator told what to check, and run once the App is back. The
+    writes that never went out for want of a token are not charged to GitHub's budget (a
+    long outage must not spend what new incidents need afterwards)."""
     h, fake = app_harness, app_harness.github
+    store = h.app[SERVICES].store if h.app is not None else None
+    assert store is not None
+    charged = await store.writes_since(h.clock() - timedelta(hours=1))  # the start-up labels
     fake.installation_id = None  # uninstalled ...
     fake.expire_installation_tokens()  # ... which revokes its tokens
     fake.reset_log()
     await h.post(payload("01_firing_single.json"))
     await settle(h, 120)
     assert h.issues() == []
-    assert {r.status for r in fake.calls("POST", "/access_tokens")} == {404}
+    mints = fake.calls("POST", "/access_tokens")
+    assert len(mints) > 1
+    assert {r.status for r in mints} == {404}
+    sent_writes = [
+        r for r in fake.requests if r.method != "GET" and not r.path.endswith("/access_tokens")
+    ]
+    assert len(sent_writes) < len(mints)  # most attempts never had a token to send with
+    now_charged = await store.writes_since(h.clock() - timedelta(hours=2))
+    assert len(now_charged) - len(charged) == len(sent_writes)
 
     fake.installation_id = INSTALLATION_ID
     await settle(h, 400)

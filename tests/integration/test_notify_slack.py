@@ -224,6 +224,28 @@ async def test_slack_rate_limit_waits_for_retry_after_and_delays_nothing_else(
     assert len(mailbox.received) == 1
 
 
+async def test_a_day_long_retry_after_holds_the_channel_a_quarter_of_an_hour_at_most(
+    harness: Harness, slack: FakeSlack
+) -> None:
+    """One 429 holds the whole Slack channel (the limit is the account's) — but a day-long
+    Retry-After (a proxy's, say) does not silence every page for a day: the channel waits at
+    most 15 minutes, the refused message itself at most an hour."""
+    slack.inject("POST", r"chat\.postMessage$", 429, headers={"Retry-After": "86400"})
+    await harness.post(payload("13_critical_list_service_unavailable.json"))
+    await harness.drain()
+    assert [r.status for r in slack.calls("chat.postMessage")] == [429]
+    await harness.post(payload("04_group_of_3_firing.json"))  # another incident
+    await harness.drain()
+    assert len(slack.calls("chat.postMessage")) == 1  # held: inside the channel's window
+    harness.clock.advance(901)
+    await harness.drain()
+    assert [r.status for r in slack.calls("chat.postMessage")] == [429, 200]
+    harness.clock.advance(3600)
+    await harness.drain()
+    assert [r.status for r in slack.calls("chat.postMessage")] == [429, 200, 200]
+    assert len(slack.messages(CHANNEL)) == 2
+
+
 async def test_invalid_auth_fails_permanently_in_the_timeline_and_is_not_retried(
     harness: Harness, slack: FakeSlack
 ) -> None:

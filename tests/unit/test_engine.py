@@ -353,3 +353,43 @@ def test_every_resolution_by_alerts_ends_a_silence_pause() -> None:
     assert d.outcome == "resolved"
     assert d.incident is not None
     assert d.incident.paused_at is None
+
+
+@pytest.mark.parametrize(
+    ("listed", "state"),
+    [
+        # the newest episode counts, in whatever order the copies come
+        (("firing", T0 + timedelta(minutes=5)), ("resolved", T0)),
+        (("resolved", T0), ("firing", T0 + timedelta(minutes=5))),
+    ],
+)
+def test_one_fingerprint_listed_twice_counts_its_newest_episode(
+    listed: tuple[str, datetime], state: tuple[str, datetime]
+) -> None:
+    """Alertmanager never lists an alert twice, but a sender may (two alerts with equal labels
+    and no fingerprint). The copy of the newest episode counts, not the last one listed: an
+    older episode's resolution listed after a new start must not resolve the incident while the
+    new episode fires (it would flip back at the next repeat, comments and pages included)."""
+    opened = step(None, note(alert()), T0 + timedelta(minutes=1))
+    assert opened.incident is not None
+    copies = [
+        alert(
+            status=status,
+            starts=starts,
+            ends=starts + timedelta(minutes=1) if status == "resolved" else None,
+        )
+        for status, starts in (listed, state)
+    ]
+    d = step(opened.incident, note(*copies), T0 + timedelta(minutes=6))
+    assert d.incident is not None
+    assert d.incident.state == "open"
+    assert d.incident.alerts["a1"].starts_at == T0 + timedelta(minutes=5)
+
+
+def test_within_one_episode_a_listed_resolution_wins() -> None:
+    """Firing and resolved copies of the same episode: the resolution is the later state."""
+    opened = step(None, note(alert()), T0 + timedelta(minutes=1))
+    assert opened.incident is not None
+    ended = alert(status="resolved", ends=T0 + timedelta(minutes=2))
+    d = step(opened.incident, note(ended, alert()), T0 + timedelta(minutes=3))
+    assert d.outcome == "resolved"

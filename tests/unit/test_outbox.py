@@ -6,6 +6,7 @@ while it runs.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -18,7 +19,7 @@ from bridge.app import _writer_gate
 from bridge.clock import FakeClock
 from bridge.github.client import GitHubError
 from bridge.metrics import Metrics
-from bridge.outbox import Outbox
+from bridge.outbox import Outbox, backoff
 from bridge.store.base import ClaimedEffect, Store
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
@@ -176,3 +177,20 @@ async def test_the_writer_lease_is_renewed_only_once_a_quarter_of_it_has_passed(
         assert until() == first + 16 - 60  # released: until = now
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "low", "high"),
+    [
+        (30.0, 30.0, 31.0),  # honoured, a little later so replicas do not stampede
+        (86_400.0, 3600.0, 3601.0),  # a day: an hour at most
+        (float("inf"), 3600.0, 3601.0),  # an infinite one too (it overflowed timedelta)
+        (float("nan"), 0.0, 2.0),  # not a number: the ordinary backoff
+        (-5.0, 0.0, 2.0),
+    ],
+)
+def test_retry_after_is_honoured_up_to_an_hour(retry_after: float, low: float, high: float) -> None:
+    """The one retry mechanism honours ``Retry-After`` — but not a proxy's day-long or
+    unreadable one, which would park the work for good or crash the lane's worker."""
+    delay = backoff(1, retry_after, random.Random(7))  # noqa: S311 -- jitter, not secrets
+    assert low <= delay <= high

@@ -831,6 +831,19 @@ async def test_queue_syncs_coalesces_with_a_pending_sync(
     assert rows == [("github.sync", "done"), ("github.sync", "pending")]
 
 
+async def test_queue_syncs_coalesces_past_messages_queued_after_the_sync(
+    store: AnyStore, backend: Backend, clock: FakeClock
+) -> None:
+    """A Slack message queued after the pending sync (another lane) does not stop a new sync
+    from joining it: coalescing looks at the incident's GitHub effects only."""
+    incident = await opened(store, clock, "g1")
+    assert incident.id is not None
+    await queue(store, incident, EffectSpec("notify.slack", {"event_seq": 1}))
+    await store.queue_syncs([incident.id], clock())
+    rows = [(kind, state) for i, kind, state, *_ in await backend.outbox() if i == incident.id]
+    assert rows == [("github.sync", "pending"), ("notify.slack", "pending")]
+
+
 async def drain_all(store: AnyStore, clock: FakeClock) -> None:
     """Finish every due effect, as a worker whose GitHub calls all succeed would."""
     while claimed := await store.claim_effects(clock(), 100, LEASE):
