@@ -75,6 +75,11 @@ HEADER: Final = (
 )
 
 VALUE: Final = "{{ $value }}"
+# What the alert is about, for grouping (the shipped route groups by alertname and service), the
+# status page and incident time per service: the series' own ``service`` label when the
+# expression keeps one, else its ``job`` — most expressions aggregate ``by (job)``, and without
+# this two jobs' alerts of one name would be one alert group, so one incident.
+SERVICE: Final = "{{ if $labels.service }}{{ $labels.service }}{{ else }}{{ $labels.job }}{{ end }}"
 # A sustained-capacity alert is planned work, not an incident (CONTRACT.md: `kind: maintenance`).
 CAPACITY_LABELS: Final[Mapping[str, str]] = {
     "kind": "maintenance",
@@ -346,6 +351,7 @@ def _threshold_rules(rules: Rules) -> list[dict[str, Any]]:
                     "metric": row.metric,
                     "priority": rules.bands.warning.value,
                     "severity": _SEVERITY["warning"],
+                    "service": SERVICE,
                 },
                 _row_annotations(
                     row, f"{row.title} in the warning band ({_num(low)}-{_num(high)}{unit})"
@@ -361,6 +367,7 @@ def _threshold_rules(rules: Rules) -> list[dict[str, Any]]:
                     "metric": row.metric,
                     "priority": rules.bands.critical.value,
                     "severity": _SEVERITY["critical"],
+                    "service": SERVICE,
                 },
                 _row_annotations(row, f"{row.title} above {_num(row.critical_above)}{unit}"),
             )
@@ -377,7 +384,11 @@ def _condition_expr(rules: Rules, cond: CriticalCondition) -> str | None:
 
 def _critical_rules(rules: Rules) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    labels = {"priority": rules.critical.priority.value, "severity": "critical"}
+    labels = {
+        "priority": rules.critical.priority.value,
+        "severity": "critical",
+        "service": SERVICE,
+    }
     for entry in rules.critical.alertnames:
         if entry.expr is None:
             continue
@@ -426,7 +437,7 @@ def _capacity_rules(rules: Rules) -> list[dict[str, Any]]:
                 f"{_camel(row.metric)}Sustained",
                 f"({row.expr}) > {_num(row.critical_above)}",
                 row.capacity_for,
-                {"metric": row.metric, **CAPACITY_LABELS},
+                {"metric": row.metric, **CAPACITY_LABELS, "service": SERVICE},
                 {
                     "summary": (
                         f"{row.title} above {_num(row.critical_above)}{unit}"
@@ -703,9 +714,22 @@ def _render(annotations: Mapping[str, str], value: float) -> dict[str, str]:
     return {k: v.replace(VALUE, go_float(value)) for k, v in annotations.items()}
 
 
+def _exp_labels(rule_labels: Mapping[str, str], labels: Mapping[str, str]) -> dict[str, str]:
+    """The alert's labels as Prometheus makes them: the series', then the rule's, ``SERVICE``
+    rendered (a label rendered empty is no label)."""
+    out = {**labels, **rule_labels}
+    if rule_labels.get("service") == SERVICE:
+        service = labels.get("service") or labels.get("job", "")
+        if service:
+            out["service"] = service
+        else:
+            del out["service"]
+    return out
+
+
 def _exp_alert(rule: Mapping[str, Any], labels: Mapping[str, str], value: float) -> dict[str, Any]:
     return {
-        "exp_labels": {**labels, **rule["labels"]},
+        "exp_labels": _exp_labels(rule["labels"], labels),
         "exp_annotations": _render(rule["annotations"], value),
     }
 

@@ -479,6 +479,9 @@ async def test_real_alerts_open_one_issue_each_tell_people_and_close_on_recovery
         assert [listed[i]["status"] for i in (p0["id"], p2["id"])] == ["Investigating"] * 2
         assert (listed[p0["id"]]["service"], listed[p0["id"]]["impact"]) == ("checkout", "major")
         assert listed[p2["id"]]["impact"] == "minor"
+        # `sum by (job)` drops the series' service label; the rule names the job instead, so the
+        # shop's busy hour is the shop's (it was the alertname before the rules said so).
+        assert listed[p2["id"]]["service"] == "shop"
         assert page["status"] == "Major outage"
         assert "Major outage" in await bridge.get("/status")
 

@@ -18,6 +18,7 @@ from bridge.promrules import (
     HEADER,
     KUBERNETES_RULE_FILE,
     RULES_FILE,
+    SERVICE,
     TEST_FILE,
     generate,
     go_float,
@@ -76,6 +77,7 @@ def test_every_row_has_a_warning_and_a_critical_alert(rules: Rules, files: dict[
                 "metric": row.metric,
                 "priority": priority.value,
                 "severity": band,
+                "service": SERVICE,
             }
             assert alert["annotations"]["value"] == "{{ $value }}"
             assert "runbook_url" not in alert["annotations"]  # no row names a URL
@@ -277,3 +279,61 @@ def test_promtool_test_rules() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_name_their_service_by_the_series_service_label_else_its_job(
+    tmp_path: Path,
+) -> None:
+    """The shipped route groups by ``[alertname, service]``: every generated threshold,
+    critical and capacity alert carries ``service`` — the series' own when the expression keeps
+    one, else its ``job`` — so one alert on two jobs is two alert groups (two incidents), not
+    one. Shown by promtool on the committed rules: ``up == 0`` for a target with a service
+    label and for one without."""
+    test = {
+        "rule_files": [str(COMMITTED / RULES_FILE)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'up{job="web", instance="a:80", service="checkout"}',
+                        "values": "0x5",
+                    },
+                    {"series": 'up{job="search", instance="b:80"}', "values": "0x5"},
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "5m",
+                        "alertname": "ServiceUnavailable",
+                        "exp_alerts": [
+                            {"exp_labels": labels, "exp_annotations": annotations}
+                            for labels, annotations in _service_unavailable(
+                                [("web", "a:80", "checkout"), ("search", "b:80", "search")]
+                            )
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "service_test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = subprocess.run(  # noqa: S603 - a fixed argument list
+        [_promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _service_unavailable(
+    targets: list[tuple[str, str, str]],
+) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """The labels and annotations ``ServiceUnavailable`` fires with for each (job, instance,
+    service), read from the committed rule itself."""
+    rule = _alerts({RULES_FILE: (COMMITTED / RULES_FILE).read_text()})["ServiceUnavailable"]
+    out = []
+    for job, instance, service in targets:
+        labels = {"job": job, "instance": instance, **rule["labels"], "service": service}
+        annotations = {k: v.replace("{{ $value }}", "0") for k, v in rule["annotations"].items()}
+        out.append((labels, annotations))
+    return out
