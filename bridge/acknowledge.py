@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bridge.engine import Decision, Policy, Timeline, mark_resolved
+from bridge.engine import Decision, Policy, Timeline, mark_resolved, synced
 from bridge.ingest import Step
 from bridge.model import EffectSpec, Incident, Priority, TimelineEvent
 
@@ -172,13 +172,7 @@ def acknowledge(who: str, via: AckVia, at: datetime | None = None) -> Step:
         timeline = Timeline(incident)
         detail = " acknowledged" if via == "label" else ""
         _ack(incident, timeline, who, via, _moment(at, incident, now), detail)
-        return Decision(
-            outcome="acknowledged",
-            incident=incident,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("acknowledged", incident, timeline.events)
 
     return step
 
@@ -201,13 +195,7 @@ def identify(who: str, at: datetime | None = None, *, identified_before: bool = 
             _ack(incident, timeline, who, "label", moment, " identified")
         if not identified_before:
             timeline.add(moment, "identified", f"Cause identified ({who} labelled it)", who=who)
-        return Decision(
-            outcome="acknowledged",
-            incident=incident,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("acknowledged", incident, timeline.events)
 
     return step
 
@@ -230,12 +218,7 @@ def close_manually(who: str) -> Step:
             if current.manual_hold and current.resolution == "manual":
                 return _unchanged(current)
             incident.resolution = "manual"
-            return Decision(
-                outcome="closed",
-                incident=incident,
-                changed=True,
-                effects=[EffectSpec("github.sync")],
-            )
+            return synced("closed", incident, [])
         firing = len(current.firing_alerts())
         mark_resolved(incident, now, "manual")  # a flapping close and a silence end with it
         timeline = Timeline(incident)
@@ -273,13 +256,7 @@ def _close_request(current: Incident, who: str, now: datetime) -> Decision:
         incident.resolved_at = now
     timeline = Timeline(incident)
     timeline.add(now, "closed_manually", f"Closed by {who}: the work is done", who=who)
-    return Decision(
-        outcome="closed",
-        incident=incident,
-        changed=True,
-        events=timeline.events,
-        effects=[EffectSpec("github.sync")],
-    )
+    return synced("closed", incident, timeline.events)
 
 
 def reopen_manually(who: str) -> Step:
@@ -309,13 +286,7 @@ def reopen_manually(who: str) -> Step:
         timeline.add(now, "reopened_manually", f"Reopened by {who}", who=who)
         if incident.acknowledged_at is None:
             _ack(incident, timeline, who, "reopened", now)
-        return Decision(
-            outcome="reopened",
-            incident=incident,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("reopened", incident, timeline.events)
 
     return step
 
@@ -330,13 +301,7 @@ def _reopen_request(current: Incident, who: str, now: datetime) -> Decision:
         incident.state, incident.resolved_at = "open", None
     timeline = Timeline(incident)
     timeline.add(now, "reopened_manually", f"Reopened by {who}", who=who)
-    return Decision(
-        outcome="reopened",
-        incident=incident,
-        changed=True,
-        events=timeline.events,
-        effects=[EffectSpec("github.sync")],
-    )
+    return synced("reopened", incident, timeline.events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,13 +366,6 @@ def report(issue: Report, priorities: Mapping[str, Priority], policy: Policy) ->
             issue=issue.number,
             priority=str(priority),
         )
-        return Decision(
-            outcome="reported",
-            incident=incident,
-            is_new=True,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("reported", incident, timeline.events, is_new=True)
 
     return step

@@ -93,6 +93,25 @@ class Decision:
     effects: list[EffectSpec] = field(default_factory=list)
 
 
+def synced(
+    outcome: Outcome,
+    incident: Incident,
+    events: list[TimelineEvent],
+    *,
+    is_new: bool = False,
+) -> Decision:
+    """A changed incident whose issue follows it: the decision of most lifecycle steps (its
+    one effect is the GitHub sync; the notify policy adds the messages its events call for)."""
+    return Decision(
+        outcome=outcome,
+        incident=incident,
+        is_new=is_new,
+        changed=True,
+        events=events,
+        effects=[EffectSpec("github.sync")],
+    )
+
+
 @dataclass(slots=True)
 class _Merge:
     alerts: dict[str, AlertState]
@@ -351,14 +370,7 @@ def _open(
     timeline.alerts("alert_firing", "fired", firing, now)
     what = "Maintenance request opened" if maintenance else f"Incident opened as {top.priority}"
     timeline.add(now, "opened", f"{what} ({top.rule})", priority=str(top.priority))
-    return Decision(
-        outcome="opened",
-        incident=incident,
-        is_new=True,
-        changed=True,
-        events=timeline.events,
-        effects=[EffectSpec("github.sync")],
-    )
+    return synced("opened", incident, timeline.events, is_new=True)
 
 
 def reopen_episode(
@@ -555,13 +567,7 @@ def _update_open(
         # Flapping: the close waits until the group has been quiet for the flap window.
         if incident.quiet_until is None:
             incident.quiet_until = now + policy.flapping.window
-        return Decision(
-            outcome="updated",
-            incident=incident,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("updated", incident, timeline.events)
 
     if flaps and current.quiet_until is not None:
         # A re-fire during the quiet period: a flip, and the close is off.
@@ -587,10 +593,4 @@ def _update_open(
             old=str(old),
             new=str(top.priority),
         )
-    return Decision(
-        outcome="updated",
-        incident=incident,
-        changed=True,
-        events=timeline.events,
-        effects=[EffectSpec("github.sync")],
-    )
+    return synced("updated", incident, timeline.events)

@@ -34,7 +34,7 @@ import structlog
 
 from bridge.clock import Clock
 from bridge.durations import format_duration
-from bridge.engine import Decision, Policy, Timeline, mark_resolved, reopen_episode
+from bridge.engine import Decision, Policy, Timeline, mark_resolved, reopen_episode, synced
 from bridge.identity import identity_key
 from bridge.ingest import HEARTBEAT_MARK, Ingestor, Step, heartbeat_resolution
 from bridge.metrics import Metrics
@@ -126,14 +126,7 @@ def outage_step(alertname: str, timeout: timedelta, last_seen: datetime, policy:
         )
         timeline = Timeline(incident)
         timeline.add(now, "opened", f"Incident opened as P0 ({RULE}): {since}", priority="P0")
-        return Decision(
-            outcome="opened",
-            incident=incident,
-            is_new=True,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("opened", incident, timeline.events, is_new=True)
 
     return step
 

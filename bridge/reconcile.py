@@ -55,7 +55,7 @@ import structlog
 
 from bridge.alertmanager_api import AlertGroup, PeerAlert, PeerGroups
 from bridge.clock import Clock
-from bridge.engine import Decision, Timeline, human_duration, mark_resolved
+from bridge.engine import Decision, Timeline, human_duration, mark_resolved, synced
 from bridge.flapping import FlapPolicy, flapping_text, record_flip
 from bridge.identity import IdentityMode
 from bridge.ingest import Ingestor, Step
@@ -137,13 +137,7 @@ def _resolve(current: Incident, now: datetime, flapping: FlapPolicy) -> Decision
             " (reconciliation); closing once quiet",
             count=len(gone),
         )
-        return Decision(
-            outcome="reconciled",
-            incident=incident,
-            changed=True,
-            events=timeline.events,
-            effects=[EffectSpec("github.sync")],
-        )
+        return synced("reconciled", incident, timeline.events)
     duration = mark_resolved(incident, now, RESOLUTION)
     event = timeline.add(
         now,
@@ -176,13 +170,7 @@ def _silence(current: Incident, ids: list[str], now: datetime) -> Decision:
         f"Silenced in Alertmanager ({noun} {named}): acknowledged, deadlines paused",
         silences=ids,
     )
-    return Decision(
-        outcome="silenced",
-        incident=incident,
-        changed=True,
-        events=[event],
-        effects=[EffectSpec("github.sync")],
-    )
+    return synced("silenced", incident, [event])
 
 
 def _unsilence(current: Incident, now: datetime) -> Decision:
@@ -202,13 +190,7 @@ def _unsilence(current: Incident, now: datetime) -> Decision:
         f"Silence ended while alerts still fire: deadlines resume, {human_duration(paused)} later",
         paused_seconds=int(paused.total_seconds()),
     )
-    return Decision(
-        outcome="silenced",
-        incident=incident,
-        changed=True,
-        events=[event],
-        effects=[EffectSpec("github.sync")],
-    )
+    return synced("silenced", incident, [event])
 
 
 def reconcile_step(
