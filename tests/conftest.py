@@ -10,9 +10,16 @@ import pytest
 
 from bridge.clock import FakeClock
 from fakes.github import FakeGitHub
+from fakes.slack import FakeSlack
+from fakes.smtp import Mailbox, smtp_server
+from fakes.twilio import FakeTwilio
 from support import (
     REPO,
+    SLACK_CHANNEL,
+    SLACK_TOKEN,
     TOKEN,
+    TWILIO_SID,
+    TWILIO_TOKEN,
     Harness,
     drop_postgres_database,
     github_config,
@@ -31,6 +38,29 @@ def clock() -> FakeClock:
 async def github() -> AsyncIterator[FakeGitHub]:
     async with FakeGitHub(token=TOKEN, repos=[REPO]) as fake:
         yield fake
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on loopback."""
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API on the harness' clock; fails the test if the fake crashed."""
+    async with FakeSlack(token=SLACK_TOKEN, channels=[SLACK_CHANNEL], clock=clock) as fake:
+        yield fake
+    assert fake.internal_errors == []
+
+
+@pytest.fixture
+async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
+    """The fake Twilio Messages API on the harness' clock; fails the test if it crashed."""
+    async with FakeTwilio(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
+        yield fake
+    assert fake.internal_errors == []
 
 
 @pytest.fixture

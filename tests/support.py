@@ -35,6 +35,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alertmanager"
 REPO = "acme/incidents"
 REVIEW_LABEL = "post-incident-review"
 TOKEN = "ghp_test_token_0123456789"
+# The fake Slack, Twilio credentials the shared fixtures (conftest.py) and the configs use.
+SLACK_TOKEN = "xoxb-test-slack-token-0123"
+SLACK_CHANNEL = "#incidents"
+TWILIO_SID = "AC" + "5a" * 16
+TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"
 
 
 def fixture_names() -> list[str]:

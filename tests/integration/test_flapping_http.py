@@ -18,10 +18,8 @@ from bridge.clock import FakeClock
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack, SlackMessage
-from support import REPO, Harness, github_config, payload
+from support import REPO, SLACK_CHANNEL, SLACK_TOKEN, Harness, github_config, payload, slack_config
 
-SLACK_TOKEN = "xoxb-test-slack-token-0123"
-CHANNEL = "#incidents"
 STEP = timedelta(minutes=5)
 
 
@@ -35,23 +33,10 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token=SLACK_TOKEN, channels=[CHANNEL], clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
-
-
-@pytest.fixture
 async def harness(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, slack: FakeSlack, store_url: str
 ) -> AsyncIterator[Harness]:
-    extra = (
-        "slack:\n"
-        f"  api_url: {slack.base_url}\n"
-        f"  token: {SLACK_TOKEN}\n"
-        f'  channel: "{CHANNEL}"\n'
-        "flapping: {max_flips: 3, window: 1h}\n"
-    )
+    extra = slack_config(slack.base_url, SLACK_TOKEN) + "flapping: {max_flips: 3, window: 1h}\n"
     h = Harness(tmp_path, github, clock, github_config(extra, store_url=store_url))
     await h.start()
     yield h
@@ -90,8 +75,8 @@ async def cycle(h: Harness) -> list[str]:
 
 
 def replies(slack: FakeSlack) -> list[SlackMessage]:
-    [root] = slack.messages(CHANNEL)
-    return slack.thread(CHANNEL, root.ts)
+    [root] = slack.messages(SLACK_CHANNEL)
+    return slack.thread(SLACK_CHANNEL, root.ts)
 
 
 def said(h: Harness, number: int) -> list[str]:

@@ -27,12 +27,20 @@ from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack
 from fakes.smtp import Mailbox, smtp_server
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, email_config, github_config, payload, slack_config, sms_config
+from support import (
+    REPO,
+    SLACK_CHANNEL,
+    SLACK_TOKEN,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    Harness,
+    email_config,
+    github_config,
+    payload,
+    slack_config,
+    sms_config,
+)
 
-SLACK_TOKEN = "xoxb-test-slack-token-0123"
-CHANNEL = "#incidents"
-SID = "AC" + "5a" * 16
-TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"
 ALICE_PHONE = "+15550001111"
 STALE = timedelta(minutes=11)  # timeout + timeout / 10
 SECOND = timedelta(seconds=1)
@@ -44,25 +52,11 @@ def smtp() -> Iterator[Mailbox]:
         yield mailbox
 
 
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token=SLACK_TOKEN, channels=[CHANNEL], clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
-
-
 def channels_config(slack: FakeSlack, smtp: Mailbox, twilio: FakeTwilio) -> str:
     return (
-        slack_config(slack.base_url, SLACK_TOKEN, CHANNEL)
+        slack_config(slack.base_url, SLACK_TOKEN, SLACK_CHANNEL)
         + email_config(smtp.port)
-        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + sms_config(twilio.base_url, TWILIO_SID, TWILIO_TOKEN)
         + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: alice@example.com, phone: '{ALICE_PHONE}'}}\n"
         "heartbeat: {alertname: Watchdog, timeout: 10m}\n"
@@ -124,7 +118,7 @@ async def test_watchdog_notifications_never_make_incidents_and_record_the_heartb
         harness.clock.advance(timedelta(minutes=5))
     assert harness.issues() == []
     assert await harness.incidents() == []
-    assert slack.messages(CHANNEL) == []
+    assert slack.messages(SLACK_CHANNEL) == []
     last = harness.clock.now - timedelta(minutes=5)
     assert await mark(harness) == last
     assert metric(harness, "incident_bridge_heartbeat_last_seen_timestamp_seconds") == (
@@ -176,7 +170,7 @@ async def test_never_seen_never_pages(
         await tick(harness)
     assert harness.issues() == []
     assert await harness.incidents() == []
-    assert slack.messages(CHANNEL) == []
+    assert slack.messages(SLACK_CHANNEL) == []
     assert metric(harness, "incident_bridge_heartbeat_last_seen_timestamp_seconds") == 0
     await harness.post(watchdog(harness))
     await tick(harness)
@@ -208,7 +202,7 @@ async def test_a_missing_heartbeat_pages_once_and_resolves_when_it_returns(
     assert "**Severity**: Critical (P0)" in body
     assert "No Watchdog alert has reached incident-bridge since" in body
     assert "Incident opened as P0 \\(heartbeat\\): no Watchdog since" in body
-    [root] = slack.messages(CHANNEL)
+    [root] = slack.messages(SLACK_CHANNEL)
     assert "Alerting pipeline is down" in root.text
     assert root.text.startswith("🔴 P0")
     [mail] = smtp.to("alice@example.com")
@@ -224,7 +218,7 @@ async def test_a_missing_heartbeat_pages_once_and_resolves_when_it_returns(
         harness.clock.advance(timedelta(minutes=3))
         await tick(harness)
     assert len(harness.issues()) == 1
-    assert len(slack.messages(CHANNEL)) == 1
+    assert len(slack.messages(SLACK_CHANNEL)) == 1
     assert len(twilio.messages) == 1
     assert len(smtp.received) == 1
 
@@ -246,7 +240,7 @@ async def test_a_missing_heartbeat_pages_once_and_resolves_when_it_returns(
     assert row["resolved_at"] == returned.isoformat()
     assert len(smtp.to("alice@example.com")) == 2  # the all-clear
     assert len(twilio.messages) == 1  # nobody is texted it
-    assert "resolved" in slack.thread(CHANNEL, root.ts)[-1].text.lower()
+    assert "resolved" in slack.thread(SLACK_CHANNEL, root.ts)[-1].text.lower()
     assert metric(harness, "incident_bridge_heartbeat_missing") == 0
 
 

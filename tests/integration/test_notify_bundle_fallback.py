@@ -6,7 +6,7 @@ real SMTP server, the fake Twilio, a fake clock).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +15,20 @@ import pytest
 from bridge.clock import FakeClock
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox
 from fakes.twilio import FakeTwilio, count_segments
-from support import REPO, Harness, email_config, github_config, payload, sms_config
+from support import (
+    REPO,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    Harness,
+    email_config,
+    github_config,
+    payload,
+    sms_config,
+)
 
-SID = "AC" + "9d" * 16
-TWILIO_TOKEN = "twilio-auth-token-bundle-0123456789"
 ALICE_MAIL, ALICE_PHONE = "alice@example.com", "+15550001111"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -42,7 +37,7 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     extra = (
         email_config(mailbox.port, "  throttle: {max: 1, per: 15m}\n")
-        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + sms_config(twilio.base_url, TWILIO_SID, TWILIO_TOKEN)
         + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: {ALICE_MAIL}, phone: '{ALICE_PHONE}'}}\n"
     )

@@ -3,7 +3,7 @@ fake Twilio and Slack on loopback)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,31 +12,20 @@ from bridge.clock import FakeClock
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, email_config, github_config, payload, slack_config, sms_config
-
-SID = "AC" + "7b" * 16
-TWILIO_TOKEN = "twilio-auth-token-fallback-0123"
-SLACK_TOKEN = "xoxb-fallback-token"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token=SLACK_TOKEN, channels=["#incidents"], clock=clock) as fake:
-        yield fake
+from support import (
+    REPO,
+    SLACK_TOKEN,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    Harness,
+    email_config,
+    github_config,
+    payload,
+    slack_config,
+    sms_config,
+)
 
 
 @pytest.fixture
@@ -51,7 +40,7 @@ async def harness(
     extra = (
         slack_config(slack.base_url, SLACK_TOKEN)
         + email_config(mailbox.port)
-        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + sms_config(twilio.base_url, TWILIO_SID, TWILIO_TOKEN)
         + "stakeholders:\n"
         "  - {name: Alice Ops, email: alice@example.com, phone: '+15550001111'}\n"
         "escalation:\n"

@@ -6,7 +6,7 @@ loopback, a fake clock).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,37 +15,27 @@ from bridge.clock import FakeClock
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, email_config, github_config, payload, slack_config, sms_config
+from support import (
+    REPO,
+    SLACK_TOKEN,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    Harness,
+    email_config,
+    github_config,
+    payload,
+    slack_config,
+    sms_config,
+)
 
-SID = "AC" + "3c" * 16
-TWILIO_TOKEN = "twilio-auth-token-late-0123456789"
-SLACK_TOKEN = "xoxb-late-token"
 ALICE_MAIL, ALICE_PHONE, BOB_MAIL, ERIN_MAIL = (
     "alice@example.com",
     "+15550001111",
     "bob@example.com",
     "erin@example.com",
 )
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token=SLACK_TOKEN, channels=["#incidents"], clock=clock) as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -60,7 +50,7 @@ async def harness(
     extra = (
         slack_config(slack.base_url, SLACK_TOKEN)
         + email_config(mailbox.port)
-        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + sms_config(twilio.base_url, TWILIO_SID, TWILIO_TOKEN)
         + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: {ALICE_MAIL}, phone: '{ALICE_PHONE}'}}\n"
         f"  - {{name: Bob Lead, email: {BOB_MAIL}}}\n"

@@ -16,10 +16,7 @@ from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.slack import FakeSlack, SlackMessage
 from fakes.smtp import Mailbox, smtp_server
-from support import REPO, Harness, github_config, payload
-
-SLACK_TOKEN = "xoxb-test-slack-token-0123"
-CHANNEL = "#incidents"
+from support import REPO, SLACK_CHANNEL, SLACK_TOKEN, Harness, github_config, payload
 
 
 @pytest.fixture
@@ -29,20 +26,12 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, mailbox.port
 
 
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    """The fake Slack Web API on the harness' clock; fails the test if the fake crashed."""
-    async with FakeSlack(token=SLACK_TOKEN, channels=[CHANNEL], clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
-
-
 def notify_config(slack: FakeSlack, smtp_port: int) -> str:
     return (
         "slack:\n"
         f"  api_url: {slack.base_url}\n"
         f"  token: {SLACK_TOKEN}\n"
-        f'  channel: "{CHANNEL}"\n'
+        f'  channel: "{SLACK_CHANNEL}"\n'
         "email:\n"
         "  smtp_host: 127.0.0.1\n"
         f"  smtp_port: {smtp_port}\n"
@@ -84,7 +73,7 @@ def shown(message: SlackMessage) -> str:
 
 
 def root(slack: FakeSlack) -> SlackMessage:
-    [message] = slack.messages(CHANNEL)
+    [message] = slack.messages(SLACK_CHANNEL)
     return message
 
 
@@ -116,7 +105,7 @@ async def test_a_p2_gets_a_root_message_with_priority_summary_and_issue_link(
     assert f"{harness.github.html_base}/{REPO}/issues/{issue.number}|" in text
     assert "Runbook" in text
     [call] = slack.calls("chat.postMessage")  # the opening alerts are in it: no replies
-    assert call.args["channel"] == CHANNEL
+    assert call.args["channel"] == SLACK_CHANNEL
     assert "thread_ts" not in call.args
 
 
@@ -129,7 +118,7 @@ async def test_an_update_is_threaded_under_the_root(harness: Harness, slack: Fak
     await harness.post(payload("05_group_mixed_one_resolved.json"))
     await harness.drain()
     first = root(slack)
-    [reply] = slack.thread(CHANNEL, first.ts)
+    [reply] = slack.thread(SLACK_CHANNEL, first.ts)
     assert reply.thread_ts == first.ts
     assert "resolved" in reply.text.lower()
     assert first.edited_ts is None
@@ -149,7 +138,7 @@ async def test_resolution_threads_a_reply_and_edits_the_root_and_a_repeat_posts_
     await harness.post(payload("03_resolved_single.json"))
     await harness.drain()
     first = root(slack)
-    alert_reply, reply = slack.thread(CHANNEL, first.ts)  # the alert, then the incident
+    alert_reply, reply = slack.thread(SLACK_CHANNEL, first.ts)  # the alert, then the incident
     assert alert_reply.text.startswith("🟢 Alert resolved")
     assert reply.text.startswith("✅ Resolved")
     assert first.edited_ts is not None
@@ -159,7 +148,7 @@ async def test_resolution_threads_a_reply_and_edits_the_root_and_a_repeat_posts_
     assert first.blocks is not None
     assert first.blocks[0]["text"]["text"].startswith("✅ INC-001")
     [update] = slack.calls("chat.update")
-    assert update.args["channel"] == slack.channel(CHANNEL).id
+    assert update.args["channel"] == slack.channel(SLACK_CHANNEL).id
     assert len(slack.calls("chat.postMessage")) == 3
     await harness.post(payload("03_resolved_single.json"))
     await harness.drain()
@@ -209,7 +198,7 @@ async def test_slack_rate_limit_waits_for_retry_after_and_delays_nothing_else(
     await harness.drain()
     assert len(harness.issues()) == 1
     assert [rcpt for rcpt, _ in mailbox.received] == ["alice@example.com"]
-    assert slack.messages(CHANNEL) == []
+    assert slack.messages(SLACK_CHANNEL) == []
     assert [r.status for r in slack.calls("chat.postMessage")] == [429]
     harness.clock.advance(25)
     await harness.drain()
@@ -220,7 +209,7 @@ async def test_slack_rate_limit_waits_for_retry_after_and_delays_nothing_else(
     assert root(slack).text.startswith("🔴 P0 Critical · INC-001: ")
     harness.clock.advance(3600)
     await harness.drain()
-    assert len(slack.messages(CHANNEL)) == 1
+    assert len(slack.messages(SLACK_CHANNEL)) == 1
     assert len(mailbox.received) == 1
 
 
@@ -243,7 +232,7 @@ async def test_a_day_long_retry_after_holds_the_channel_a_quarter_of_an_hour_at_
     harness.clock.advance(3600)
     await harness.drain()
     assert [r.status for r in slack.calls("chat.postMessage")] == [429, 200, 200]
-    assert len(slack.messages(CHANNEL)) == 2
+    assert len(slack.messages(SLACK_CHANNEL)) == 2
 
 
 async def test_invalid_auth_fails_permanently_in_the_timeline_and_is_not_retried(
@@ -261,7 +250,7 @@ async def test_invalid_auth_fails_permanently_in_the_timeline_and_is_not_retried
     harness.clock.advance(3600)
     await harness.drain()
     assert len(slack.calls("chat.postMessage")) == 1
-    assert slack.messages(CHANNEL) == []
+    assert slack.messages(SLACK_CHANNEL) == []
 
 
 def slack_effects(harness: Harness) -> list[tuple[str, int, int, str | None]]:
@@ -285,7 +274,7 @@ async def test_a_connection_dropped_after_slack_posted_is_repeated_at_least_once
     slack.inject("POST", r"chat\.postMessage$", 0, drop=True, apply_first=True)
     await harness.post(payload("04_group_of_3_firing.json"))
     await harness.drain()
-    assert len(slack.messages(CHANNEL)) == 1  # applied, though the bridge never heard
+    assert len(slack.messages(SLACK_CHANNEL)) == 1  # applied, though the bridge never heard
     [(state, attempts, unknown, error)] = slack_effects(harness)
     assert (state, attempts, unknown) == ("pending", 1, 1)
     assert error is not None
@@ -294,12 +283,12 @@ async def test_a_connection_dropped_after_slack_posted_is_repeated_at_least_once
     harness.clock.advance(600)
     await harness.drain()
     assert [r.dropped for r in slack.calls("chat.postMessage")] == [True, False]
-    first, second = slack.messages(CHANNEL)
+    first, second = slack.messages(SLACK_CHANNEL)
     assert first.text == second.text  # the documented duplicate
     assert [s for s, *_ in slack_effects(harness)] == ["done"]
     # The incident's later messages thread under the root the bridge knows: the second.
     harness.clock.advance(60)
     await harness.post(payload("05_group_mixed_one_resolved.json"))
     await harness.drain()
-    assert len(slack.thread(CHANNEL, second.ts)) == 1
-    assert json.dumps(slack.thread(CHANNEL, first.ts)) == "[]"
+    assert len(slack.thread(SLACK_CHANNEL, second.ts)) == 1
+    assert json.dumps(slack.thread(SLACK_CHANNEL, first.ts)) == "[]"

@@ -21,10 +21,8 @@ from bridge.notify.sms import retry_after
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.twilio import FakeTwilio, count_segments
-from support import REPO, Harness, github_config, payload
+from support import REPO, TWILIO_SID, TWILIO_TOKEN, Harness, github_config, payload
 
-SID = "AC" + "5a" * 16
-TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"
 FROM = "+15550009999"
 ALICE, CAROL, DAVE = "+15550001111", "+15550002222", "+447700900123"
 MESSAGES = r"/Messages\.json$"
@@ -35,7 +33,7 @@ def sms_config(base_url: str, token: str = TWILIO_TOKEN) -> str:
         "sms:\n"
         "  twilio:\n"
         f"    api_url: {base_url}\n"
-        f"    account_sid: {SID}\n"
+        f"    account_sid: {TWILIO_SID}\n"
         f"    auth_token: {token}\n"
         f'    from: "{FROM}"\n'
         "stakeholders:\n"
@@ -44,14 +42,6 @@ def sms_config(base_url: str, token: str = TWILIO_TOKEN) -> str:
         f"  - {{name: Carol Pager, phone: '{CAROL}'}}\n"
         f"  - {{name: Dave Abroad, phone: '{DAVE}'}}\n"
     )
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    """The fake Twilio on loopback, on the bridge's clock; it must not have crashed itself."""
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
 
 
 async def start(
@@ -212,7 +202,7 @@ async def test_bad_credentials_fail_permanently_in_the_timeline_without_retry(
         await harness.stop()
     printed = "".join(capsys.readouterr())
     assert "notify.sms" in printed  # the log lines are there, and carry no credential
-    credential = base64.b64encode(f"{SID}:{wrong}".encode()).decode()
+    credential = base64.b64encode(f"{TWILIO_SID}:{wrong}".encode()).decode()
     assert wrong not in printed
     assert credential not in printed
 

@@ -12,7 +12,7 @@ import asyncio
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -22,12 +22,18 @@ import pytest
 
 from bridge.clock import FakeClock
 from fakes.github import FakeGitHub
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox
 from fakes.twilio import FakeTwilio, count_segments
-from support import Harness, email_config, github_config, payload, sms_config
+from support import (
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    Harness,
+    email_config,
+    github_config,
+    payload,
+    sms_config,
+)
 
-SID = "AC" + "7b" * 16
-TWILIO_TOKEN = "twilio-auth-token-throttle-0123456789"
 ALICE_PHONE, CAROL_PHONE = "+15550001111", "+15550002222"
 ALICE_MAIL, BOB_MAIL = "alice@example.com", "bob@example.com"
 GROUPS = 200
@@ -38,25 +44,14 @@ WINDOW = timedelta(minutes=15)
 def throttle_config(smtp_port: int, twilio_url: str) -> str:
     return (
         email_config(smtp_port, f"  throttle: {{max: {EMAIL_MAX}, per: 15m}}\n")
-        + sms_config(twilio_url, SID, TWILIO_TOKEN, f"  throttle: {{max: {SMS_MAX}, per: 15m}}\n")
+        + sms_config(
+            twilio_url, TWILIO_SID, TWILIO_TOKEN, f"  throttle: {{max: {SMS_MAX}, per: 15m}}\n"
+        )
         + "stakeholders:\n"
         f"  - {{name: Alice Ops, email: {ALICE_MAIL}, phone: '{ALICE_PHONE}'}}\n"
         f"  - {{name: Bob Lead, email: {BOB_MAIL}}}\n"
         f"  - {{name: Carol Pager, phone: '{CAROL_PHONE}'}}\n"
     )
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ at 21:45.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from bridge.app import SCHEDULER
 from bridge.clock import FakeClock
 from bridge.github.render import END, region_of
 from fakes.github import FakeGitHub, FakeIssue
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox
 from support import REPO, TOKEN, Harness, github_config, payload
 
 P0 = "13_critical_list_service_unavailable.json"  # ServiceUnavailable on checkout, 21:39:53
@@ -47,12 +47,6 @@ async def github(clock: FakeClock) -> AsyncIterator[FakeGitHub]:
     """The fake GitHub on the test's clock: a comment's time is comparable with the bridge's."""
     async with FakeGitHub(token=TOKEN, repos=[REPO], clock=clock) as fake:
         yield fake
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture

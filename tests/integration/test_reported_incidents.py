@@ -23,11 +23,9 @@ from bridge.clock import FakeClock
 from bridge.github.render import BEGIN, END
 from fakes.github import FakeGitHub, FakeIssue
 from fakes.slack import FakeSlack
-from support import REPO, Harness, github_config, payload
+from support import REPO, SLACK_CHANNEL, SLACK_TOKEN, Harness, github_config, payload, slack_config
 
 SECRET = "gh-hook-s3cret"
-SLACK_TOKEN = "xoxb-test-slack-token-0123"
-CHANNEL = "#incidents"
 REPORT = (
     "Customers in EU cannot pay: the checkout page spins forever.\n\n"
     "Seen by @support at 21:40. Steps: add anything to the cart, pay."
@@ -44,19 +42,12 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token=SLACK_TOKEN, channels=[CHANNEL], clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
-
-
-@pytest.fixture
 async def hooked(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, slack: FakeSlack, store_url: str
 ) -> AsyncIterator[Harness]:
     """The bridge with a webhook secret and the responders' Slack channel."""
-    config = github_config(f"  webhook_secret: {SECRET}\n", store_url=store_url) + (
-        f"slack:\n  api_url: {slack.base_url}\n  token: {SLACK_TOKEN}\n  channel: '{CHANNEL}'\n"
+    config = github_config(f"  webhook_secret: {SECRET}\n", store_url=store_url) + slack_config(
+        slack.base_url, SLACK_TOKEN, SLACK_CHANNEL
     )
     h = Harness(tmp_path, github, clock, config)
     await h.start()
@@ -163,7 +154,7 @@ async def test_a_reported_issue_is_adopted_once(hooked: Harness, slack: FakeSlac
     assert writes[0] == f"PATCH /repos/{REPO}/issues/{issue.number}"
     assert f"POST /repos/{REPO}/issues/{issue.number}/labels" in writes
     assert not any(r.method == "DELETE" for r in hooked.github.requests)
-    [message] = slack.messages(CHANNEL)
+    [message] = slack.messages(SLACK_CHANNEL)
     text = shown(message)
     assert "INC-001" in text
     assert "Checkout hangs for EU customers" in text
@@ -175,7 +166,7 @@ async def test_a_reported_issue_is_adopted_once(hooked: Harness, slack: FakeSlac
     await hooked.drain()
     assert again == (200, {"status": "accepted", "result": "unchanged"})
     assert len(await hooked.incidents()) == 1
-    assert len(slack.messages(CHANNEL)) == 1
+    assert len(slack.messages(SLACK_CHANNEL)) == 1
 
 
 async def test_a_priority_label_sets_the_priority(hooked: Harness) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -28,29 +28,23 @@ from bridge.rules import Rules
 from bridge.scheduler import chain
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
-from fakes.smtp import Mailbox, smtp_server
+from fakes.smtp import Mailbox
 from fakes.twilio import FakeTwilio
-from support import REPO, Harness, email_config, github_config, payload, sms_config
+from support import (
+    REPO,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    Harness,
+    email_config,
+    github_config,
+    payload,
+    sms_config,
+)
 
-SID = "AC" + "3c" * 16
-TWILIO_TOKEN = "twilio-auth-token-sla-0123456789"
 ON_CALL_PHONE = "+15551230009"
 ON_CALL_EMAIL = "oncall@example.com"
 P0 = "13_critical_list_service_unavailable.json"  # ServiceUnavailable, started 21:39:53
 P1 = "01_firing_single.json"  # HighCPU on api-1:9100
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
-@pytest.fixture
-async def twilio(clock: FakeClock) -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(account_sid=SID, auth_token=TWILIO_TOKEN, clock=clock) as fake:
-        yield fake
-    assert fake.internal_errors == []
 
 
 def channels_config(twilio: FakeTwilio, mailbox: Mailbox) -> str:
@@ -58,7 +52,7 @@ def channels_config(twilio: FakeTwilio, mailbox: Mailbox) -> str:
     every text and email here is a page."""
     return (
         email_config(mailbox.port)
-        + sms_config(twilio.base_url, SID, TWILIO_TOKEN)
+        + sms_config(twilio.base_url, TWILIO_SID, TWILIO_TOKEN)
         + "escalation:\n"
         f"  - {{name: On-call, email: {ON_CALL_EMAIL}, phone: '{ON_CALL_PHONE}'}}\n"
     )
