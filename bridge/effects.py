@@ -7,6 +7,9 @@ schedules the retry, honouring ``retry_after``.
 
 from __future__ import annotations
 
+import math
+from email.utils import parsedate_to_datetime
+
 
 class EffectError(Exception):
     """A failed outside call, classified by the adapter that made it."""
@@ -36,3 +39,27 @@ class EffectError(Exception):
             retry_after=self.retry_after,
             outcome_unknown=self.outcome_unknown,
         )
+
+
+def retry_after_seconds(value: object, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value — delta-seconds or an HTTP date, read at
+    ``now`` (epoch seconds) — or None when there is none or it is nonsense (not a number, not a
+    zoned date, infinite). Never negative. Every adapter reads the header here."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)

@@ -12,11 +12,9 @@ With a GitHub App the tracker mints the installation token itself, at the config
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -27,7 +25,7 @@ import structlog
 from github.GithubException import GithubException
 
 from bridge.clock import Clock
-from bridge.effects import EffectError
+from bridge.effects import EffectError, retry_after_seconds
 from bridge.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -179,16 +177,9 @@ class IssueTracker(Protocol):
 
 def _retry_after(headers: dict[str, Any], now: float) -> float | None:
     """Seconds to wait from ``Retry-After`` or an exhausted ``x-ratelimit-*`` window."""
-    value = headers.get("retry-after")
-    if value:
-        try:
-            seconds = float(value)
-            return max(0.0, seconds) if math.isfinite(seconds) else None
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-            except (TypeError, ValueError):
-                pass
+    seconds = retry_after_seconds(headers.get("retry-after"), now)
+    if seconds is not None:
+        return seconds
     if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
         try:
             return max(1.0, float(headers["x-ratelimit-reset"]) - now)

@@ -21,7 +21,7 @@ comes before the threaded reply (which is not), and the reply is the last reques
 
 from __future__ import annotations
 
-import math
+import time
 from typing import Any
 
 import aiohttp
@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import SlackConfig
-from bridge.effects import EffectError
+from bridge.effects import EffectError, retry_after_seconds
 from bridge.github.render import safe_url
 from bridge.model import Incident, Lane, Priority
 from bridge.notify.base import Notice
@@ -232,14 +232,8 @@ class SlackCallError(EffectError):
 
 
 def _retry_after(headers: Any) -> float | None:
-    try:
-        value = headers.get("Retry-After") if headers is not None else None
-        seconds = float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-    if seconds is None or not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+    value = headers.get("Retry-After") if headers is not None else None
+    return retry_after_seconds(value, time.time())
 
 
 def classify(error: BaseException, method: str) -> SlackCallError:

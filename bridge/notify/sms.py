@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from multidict import CIMultiDictProxy
 
 from bridge.config import TwilioConfig
-from bridge.effects import EffectError
+from bridge.effects import EffectError, retry_after_seconds
 from bridge.model import Lane
 from bridge.notify import render
 from bridge.notify.base import Bundle, Notice
@@ -51,26 +48,6 @@ def messages_url(config: TwilioConfig) -> str:
     """The Messages resource of the configured account."""
     base = str(config.api_url).rstrip("/")
     return f"{base}/{API_VERSION}/Accounts/{quote(config.account_sid, safe='')}/Messages.json"
-
-
-def retry_after(headers: CIMultiDictProxy[str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _twilio_error(body: bytes) -> tuple[int | None, str]:
@@ -131,7 +108,7 @@ class SmsNotifier:
                 status = response.status
                 if 200 <= status < 300:
                     return  # created: Twilio queued it (the body is not needed)
-                wait = retry_after(response.headers)
+                wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
                 try:
                     body = await response.read()
                 except (aiohttp.ClientError, TimeoutError):

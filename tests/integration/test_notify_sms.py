@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from bridge.clock import FakeClock
-from bridge.notify.sms import retry_after
+from bridge.effects import retry_after_seconds
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub
 from fakes.twilio import FakeTwilio, count_segments
@@ -320,6 +319,6 @@ async def test_twilio_unreachable_is_retried_and_nothing_is_lost(
     ],
 )
 def test_retry_after_reads_seconds_and_http_dates(value: str, expected: float | None) -> None:
-    """``Retry-After`` as delta-seconds or an HTTP date; nonsense means no advice."""
-    headers = CIMultiDictProxy(CIMultiDict({"Retry-After": value}))
-    assert retry_after(headers, now=60.0) == expected
+    """``Retry-After`` as delta-seconds or an HTTP date; nonsense means no advice (one reader
+    for every adapter: GitHub, Slack and Twilio)."""
+    assert retry_after_seconds(value, now=60.0) == expected
