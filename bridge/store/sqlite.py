@@ -8,7 +8,8 @@ durability: every caller is answered only after the batch holding its unit has c
 The units run on the event loop (they are short: the engine plus a few statements against the
 page cache); only COMMIT, which waits for the disk, runs in a worker thread. Reads that need no
 transaction with a write go to a second connection on its own thread (WAL lets readers run beside
-the writer).
+the writer). WAL checkpoints run on a thread of their own (``_Checkpointer``), so no COMMIT
+waits for one.
 
 We use the standard library's ``sqlite3`` rather than aiosqlite: aiosqlite crosses threads once
 per statement, while a unit of work here is a whole engine step (several statements) that must
@@ -71,6 +72,9 @@ Unit = Callable[[sqlite3.Connection], Any]
 log = structlog.get_logger(__name__)
 
 _BATCH_MAX = 64  # bounds how long one batch holds the event loop (~20 ms of new groups)
+_CHECKPOINT_EVERY = 0.1  # seconds between the checkpointer's PASSIVE checkpoints
+# The writer's own automatic checkpoint, only if the checkpointer falls behind (32 MB of WAL).
+_AUTOCHECKPOINT_BACKSTOP = 8192
 _QUICK_EVENTS = 50  # at most this many timeline events are read on the event loop (``_quick``)
 
 
@@ -88,6 +92,49 @@ def _connect(path: Path, *, readonly: bool = False, on_loop: bool = False) -> sq
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+class _Checkpointer:
+    """WAL checkpoints on a thread and a connection of their own, so no COMMIT pays for one.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses ``wal_autocheckpoint``
+    pages: that batch (and every webhook queued behind it) waited for the pages to be copied into
+    the database file and for its fsync — a few times a second under a storm. Here a PASSIVE
+    checkpoint (it never blocks the writer or a reader) runs every ``interval`` instead; the
+    writer keeps a far larger automatic checkpoint as a backstop (``_AUTOCHECKPOINT_BACKSTOP``),
+    which then finds almost nothing left to copy. A failing checkpoint is logged and tried again
+    at the next turn: the WAL keeps every committed change until one succeeds.
+    """
+
+    def __init__(self, path: Path, interval: float) -> None:
+        self._path = path
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self._stop.wait(self._interval):
+            try:
+                if conn is None:
+                    conn = _connect(self._path)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as error:
+                if not self._failing:  # once per failing spell, not every turn
+                    log.warning("store_checkpoint_failed", error=str(error))
+                self._failing = True
+            else:
+                self._failing = False
+        if conn is not None:
+            conn.close()
 
 
 class _Writer:
@@ -127,6 +174,10 @@ class _Writer:
             batch, self._pending = self._pending[:_BATCH_MAX], self._pending[_BATCH_MAX:]
             results = await self._run_batch(batch)
             _settle_all(results)
+            # One turn of the loop before the next batch: the callers just answered send their
+            # responses, and the webhooks that arrived meanwhile decide ahead and join the next
+            # batch, instead of waiting behind its statements (fewer, fuller batches).
+            await asyncio.sleep(0)
 
     async def _run_batch(
         self, batch: list[tuple[Unit, asyncio.Future[Any]]]
@@ -543,6 +594,7 @@ class SqliteStore:
         # and the small indexed reads (``_quick``).
         self._ahead: sqlite3.Connection | None = None
         self._loop_thread: int | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -592,8 +644,14 @@ class SqliteStore:
             conn.execute("DELETE FROM leases")
 
         await self._write(interrupted)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_BACKSTOP}")
+        self._checkpointer = _Checkpointer(self.path, _CHECKPOINT_EVERY)
+        self._checkpointer.start()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.to_thread(checkpointer.stop)
         if self._ahead is not None:
             ahead, self._ahead = self._ahead, None
             ahead.close()

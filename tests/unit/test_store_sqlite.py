@@ -206,6 +206,30 @@ async def test_a_unit_failing_after_its_writes_rolls_them_back_alone(
     assert len(outbox(db)) == 2
 
 
+async def test_a_batch_is_answered_before_the_next_batch_runs(store: SqliteStore) -> None:
+    """Units queued while a batch commits form the next batch, but the callers of the committed
+    batch are answered first: their responses are not held back by the next batch's
+    statements (and webhooks arriving meanwhile still join the next batch)."""
+    writer = store._writer  # the order of the writer's turns is what is under test
+    assert writer is not None
+    order: list[str] = []
+    committing = asyncio.Event()  # the first batch has run its unit and is committing
+
+    def unit(name: str) -> None:
+        order.append(f"{name} ran")
+        committing.set()
+
+    async def call(name: str) -> None:
+        await writer.submit(lambda _conn: unit(name))
+        order.append(f"{name} answered")
+
+    first = asyncio.create_task(call("first"))
+    await committing.wait()
+    second = asyncio.create_task(call("second"))
+    await asyncio.gather(first, second)
+    assert order == ["first ran", "first answered", "second ran", "second answered"]
+
+
 # -- restart: a single process -------------------------------------------------------------
 
 
