@@ -635,16 +635,16 @@ class SqliteStore:
             return  # a read-only user: a serve may be running these effects right now
 
         # A single SQLite process: whatever was running when it last stopped was interrupted,
-        # and the leases it held are nobody's now.
+        # and the leases it held are nobody's now. Checkpoints move to the checkpointer.
         def interrupted(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE outbox SET state = 'pending', outcome_unknown = 1, lease_until = NULL"
                 " WHERE state = 'running'"
             )
             conn.execute("DELETE FROM leases")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_BACKSTOP}")
 
         await self._write(interrupted)
-        conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_BACKSTOP}")
         self._checkpointer = _Checkpointer(self.path, _CHECKPOINT_EVERY)
         self._checkpointer.start()
 
