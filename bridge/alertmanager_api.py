@@ -29,6 +29,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, TypeAdapter, ValidationError
 from yarl import URL
 
+from bridge.http_timeout import client_timeout
+
 GROUPS_PATH = "/api/v2/alerts/groups"
 # Answers bigger than this are refused (a proxy's error page, a runaway response).
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -181,7 +183,7 @@ class AlertmanagerClient:
 
     def __init__(self, urls: Sequence[str], timeout: timedelta) -> None:
         self._urls = tuple(urls)
-        self._timeout = aiohttp.ClientTimeout(total=timeout.total_seconds())
+        self._timeout = client_timeout(timeout.total_seconds())
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:

@@ -32,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import SlackConfig
 from bridge.effects import EffectError, retry_after_seconds
 from bridge.github.render import safe_url
+from bridge.http_timeout import client_timeout
 from bridge.model import Incident, Lane, Priority
 from bridge.notify.base import Notice
 from bridge.text import one_line
@@ -296,9 +297,7 @@ class SlackNotifier:
     def _web(self) -> AsyncWebClient:
         """The client and its session, made on first use (inside the running loop)."""
         if self._client is None or self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=_TIMEOUT_SECONDS)
-            )
+            self._session = aiohttp.ClientSession(timeout=client_timeout(_TIMEOUT_SECONDS))
             self._client = AsyncWebClient(
                 token=self._config.token.get(),
                 base_url=self._base_url,

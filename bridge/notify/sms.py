@@ -31,6 +31,7 @@ import aiohttp
 
 from bridge.config import TwilioConfig
 from bridge.effects import EffectError, retry_after_seconds
+from bridge.http_timeout import client_timeout
 from bridge.model import Lane
 from bridge.notify import render
 from bridge.notify.base import Bundle, Notice
@@ -74,7 +75,7 @@ class SmsNotifier:
     def __init__(self, config: TwilioConfig, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self._config = config
         self._url = messages_url(config)
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = client_timeout(timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
