@@ -14,20 +14,20 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from bridge.alertmanager_api import AlertmanagerClient, AlertmanagerError
 from bridge.config import SlackConfig, TwilioConfig
 from bridge.effects import EffectError
-from bridge.model import AlertState, Incident, Priority, TimelineEvent
+from bridge.engine import apply_notification
 from bridge.notify.base import Notice
 from bridge.notify.slack import SlackNotifier
 from bridge.notify.sms import SmsNotifier
+from store_support import POLICY, T0, alert, note
 from support import SLACK_CHANNEL, SLACK_TOKEN, TWILIO_SID, TWILIO_TOKEN
 
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TIMEOUT = 5.0  # the adapters' own (Slack's and Twilio's fixed, the Alertmanager API's as set)
 
 
@@ -51,38 +51,10 @@ async def hung_url() -> AsyncIterator[str]:
 
 
 def notice(recipient: str) -> Notice:
-    alert = AlertState(
-        fingerprint="f1",
-        status="firing",
-        labels={"alertname": "DiskFull"},
-        annotations={"summary": "Disk full on db-1"},
-        starts_at=T0,
-        ends_at=None,
-        generator_url="",
-        priority=Priority.P0,
-        rule="test",
-        updated_at=T0,
-    )
-    incident = Incident(
-        key="k",
-        identity="id",
-        kind="incident",
-        receiver="r",
-        group_key="g",
-        group_labels={},
-        state="open",
-        priority=Priority.P0,
-        priority_rule="test",
-        summary="Disk full on db-1",
-        opened_at=T0,
-        earliest_starts_at=T0,
-        respond_by=None,
-        resolve_by=None,
-        alerts={"f1": alert},
-        number=7,
-    )
-    event = TimelineEvent(seq=1, at=T0, kind="opened", text="Incident opened as P0", data={})
-    return Notice(incident=incident, event=event, recipient=recipient)
+    """The opening of an incident, as the engine makes it from a notification."""
+    decision = apply_notification(None, note(alert()), T0, POLICY)
+    assert decision.incident is not None
+    return Notice(incident=decision.incident, event=decision.events[-1], recipient=recipient)
 
 
 async def gives_up_after(call: Awaitable[object]) -> tuple[float, BaseException]:
