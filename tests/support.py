@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 import os
 import secrets
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,6 +229,25 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     loop alike (a fixture, a helper called by a test)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+async def eventually(
+    check: Callable[[], object], what: str, within: float = 20.0, every: float = 0.05
+) -> float:
+    """Poll ``check`` (sync or async) until its result is true; fail after ``within`` seconds.
+    Returns the seconds it took. For what happens in other processes or threads on their own
+    time (a child bridge, real Prometheus, the store's checkpointer), where no fake clock
+    reaches."""
+    started = time.monotonic()
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return time.monotonic() - started
+        if time.monotonic() - started > within:
+            raise AssertionError(f"timed out after {within:g} s waiting until {what}")
+        await asyncio.sleep(every)
 
 
 def _database_url(name: str) -> str:

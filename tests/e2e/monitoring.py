@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import copy
 import socket
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
+
+from support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "rules" / "prometheus").glob("*.rules.yml"))
@@ -40,23 +41,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool] | bool], what: str, within: float, every: float = 0.1
-) -> float:
-    """Poll ``check`` (sync or async) until it holds; fail after ``within`` seconds. Returns the
-    seconds it took."""
-    started = time.monotonic()
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return time.monotonic() - started
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within:g} s waiting until {what}")
-        await asyncio.sleep(every)
 
 
 def samples(exposition: str, name: str, **labels: str) -> float:

@@ -8,7 +8,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from fakes.github import FakeGitHub
-from support import REPO, TOKEN, current_payload
+from support import REPO, TOKEN, current_payload, eventually
 
 
 def free_port() -> int:
@@ -86,19 +86,6 @@ class BridgeProcess:
         async with aiohttp.ClientSession() as http, http.get(url) as r:
             data: list[dict[str, Any]] = await r.json()
             return data
-
-
-async def eventually(check: Callable[[], Any], what: str, within: float = 20) -> None:
-    """Wait until ``check()`` (sync or async) is true, polling; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out waiting until {what}")
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import asyncpg
 import pytest
 
 from fakes.github import FakeGitHub, RecordedRequest
-from support import REPO, TOKEN, payload
+from support import REPO, TOKEN, eventually, payload
 
 pytestmark = pytest.mark.slow  # run by default (and in CI): pytest deselects nothing
 
@@ -53,22 +53,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-async def eventually(
-    check: Callable[[], Any], what: str, within: float, every: float = 0.05
-) -> None:
-    """Wait until ``check()`` (sync or async) is true, polling every ``every`` s; fail after
-    ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(every)
-    pytest.fail(f"timed out after {within:g} s waiting until {what}")
 
 
 class Pipe:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
@@ -23,6 +22,7 @@ import structlog
 from bridge.clock import FakeClock
 from bridge.store.sqlite import _AUTOCHECKPOINT_BACKSTOP, SqliteStore, _Checkpointer
 from store_support import opened
+from support import eventually
 
 
 @pytest.fixture
@@ -35,17 +35,6 @@ async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
 
 def checkpointer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sqlite-checkpoint" and t.is_alive()]
-
-
-async def wait_for(condition: object, seconds: float = 10.0) -> bool:
-    """Poll ``condition`` (a callable) until it holds or ``seconds`` pass."""
-    assert callable(condition)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return bool(condition())
 
 
 async def test_commits_leave_checkpoints_to_the_checkpointer(
@@ -67,7 +56,7 @@ async def test_commits_leave_checkpoints_to_the_checkpointer(
     wal_pages = (tmp_path / "bridge.db-wal").stat().st_size // 4096
     assert wal_pages < _AUTOCHECKPOINT_BACKSTOP  # the writer never reached its own checkpoint
 
-    assert await wait_for(lambda: db.stat().st_size > before)
+    await eventually(lambda: db.stat().st_size > before, "the pages reach the file", 10)
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM incidents").fetchone() == (40,)
 
