@@ -17,6 +17,7 @@ from bridge.alertmanager import WebhookError, parse_webhook
 from bridge.store import codec
 from bridge.store.base import StoreUnavailable
 from bridge.web.auth import bearer_ok
+from bridge.web.body import read_within
 from bridge.web.services import Services, services
 
 log = structlog.get_logger(__name__)
@@ -40,14 +41,8 @@ async def receive_alerts(request: web.Request) -> web.Response:
     if token is not None and not bearer_ok(request, token.get()):
         return _answer(svc, 401, started, {"error": "missing or wrong bearer token"})
     limit = svc.config.webhook.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _answer(svc, 413, started, {"error": f"body larger than {limit} bytes"})
-    try:
-        # aiohttp stops reading past the app's client_max_size (the limit and a little more).
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        body = None
-    if body is None or len(body) > limit:
+    body = await read_within(request, limit)
+    if body is None:
         return _answer(svc, 413, started, {"error": f"body larger than {limit} bytes"})
     try:
         notification = parse_webhook(body)

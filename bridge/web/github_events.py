@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from bridge.github.observe import IssueObserver, Result
 from bridge.store.base import StoreUnavailable
+from bridge.web.body import read_within
 from bridge.web.services import Services, services
 
 log = structlog.get_logger(__name__)
@@ -149,17 +150,6 @@ def _answer(
     return web.json_response(body, status=status)
 
 
-async def _read(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return bytes(body)
-
-
 async def receive_github_event(request: web.Request) -> web.Response:
     svc = services(request)
     started = time.perf_counter()
@@ -171,10 +161,9 @@ async def receive_github_event(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": "no github.webhook_secret configured; the bridge polls GitHub"}, status=404
         )
-    try:
-        body = await _read(request, svc.config.webhook.max_body_bytes)
-    except web.HTTPRequestEntityTooLarge:
-        limit = svc.config.webhook.max_body_bytes
+    limit = svc.config.webhook.max_body_bytes
+    body = await read_within(request, limit)
+    if body is None:
         return _answer(svc, kind, 413, "malformed", {"error": f"body larger than {limit} bytes"})
     if not signature_ok(secret.get(), body, request.headers.get("X-Hub-Signature-256")):
         return _answer(

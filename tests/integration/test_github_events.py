@@ -323,6 +323,32 @@ async def test_malformed_events_are_400(
     assert error in answer["error"]
 
 
+@pytest.mark.parametrize("over", [1, 5000], ids=["just-over", "far-over"])
+@pytest.mark.parametrize("declared", [True, False], ids=["with-length", "chunked"])
+async def test_a_body_above_the_limit_is_413(hooked: Harness, over: int, declared: bool) -> None:
+    """Deliveries above webhook.max_body_bytes are refused (counted as malformed), whether they
+    declare their length or arrive chunked, just over the limit or far over it."""
+    assert hooked.app is not None
+    limit = hooked.app[SERVICES].config.webhook.max_body_bytes
+    raw = json.dumps({"action": "opened", "pad": "x" * (limit + over)}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield raw
+
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(raw),
+    }
+    response = await hooked.http.post(
+        "/api/v1/github/events", data=raw if declared else chunks(), headers=headers
+    )
+    assert response.status == 413
+    assert str(limit) in (await response.json())["error"]
+    assert await metric(hooked, events_metric("issues", "malformed")) == 1
+
+
 async def test_an_assignment_without_an_assignee_is_400(hooked: Harness) -> None:
     issue = await opened(hooked)
     status, answer = await deliver(hooked, "issues", issues_event(issue, "assigned"))
