@@ -76,6 +76,7 @@ _CHECKPOINT_EVERY = 0.1  # seconds between the checkpointer's PASSIVE checkpoint
 # The writer's own automatic checkpoint, only if the checkpointer falls behind (32 MB of WAL).
 _AUTOCHECKPOINT_BACKSTOP = 8192
 _QUICK_EVENTS = 50  # at most this many timeline events are read on the event loop (``_quick``)
+_KNOWN_KEYS_MAX = 500_000  # incident keys remembered as hashes (~35 MB); past it, none are
 
 
 def _connect(path: Path, *, readonly: bool = False, on_loop: bool = False) -> sqlite3.Connection:
@@ -318,6 +319,39 @@ class _Ahead:
 
     row: tuple[Any, ...] | None
     decision: Decision
+
+
+class _KnownKeys:
+    """The incident keys the database may hold, as hashes: a key that is not here has no
+    incident, so the look-ahead needs no read to decide on it (a new alert group). That read
+    costs four times the writer's same read, since every commit empties the look-ahead
+    connection's page cache. Kept only by an exclusive store (no other process writes
+    incidents); filled from the database at open, then by every insert of an incident.
+
+    It never decides anything alone: a decision that changes something is checked again by
+    the writer, which reads the key inside the transaction, and one that changes nothing is
+    taken only on a read. A hash collision, an insert rolled back, or an insert this does not
+    hear of costs only speed. Past ``_KNOWN_KEYS_MAX`` keys it stops answering (every
+    look-ahead reads, as without it) rather than grow without bound."""
+
+    def __init__(self, keys: list[str], limit: int = _KNOWN_KEYS_MAX) -> None:
+        self._limit = limit
+        self._hashes: set[int] | None = set()
+        for key in keys:
+            self.add(key)
+
+    def add(self, key: str) -> None:
+        if self._hashes is None:
+            return
+        if len(self._hashes) >= self._limit:
+            self._hashes = None
+            log.info("store_known_keys_full", limit=self._limit)
+            return
+        self._hashes.add(hash(key))
+
+    def absent(self, key: str) -> bool:
+        """True only if no incident has ``key``."""
+        return self._hashes is not None and hash(key) not in self._hashes
 
 
 def _next_number(conn: sqlite3.Connection, kind: str) -> int:
@@ -595,6 +629,7 @@ class SqliteStore:
         self._ahead: sqlite3.Connection | None = None
         self._loop_thread: int | None = None
         self._checkpointer: _Checkpointer | None = None
+        self._known: _KnownKeys | None = None  # exclusive stores only
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -645,6 +680,8 @@ class SqliteStore:
             conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_BACKSTOP}")
 
         await self._write(interrupted)
+        keys = await self._read(lambda: self._rows("SELECT key FROM incidents"))
+        self._known = _KnownKeys([key for (key,) in keys])
         self._checkpointer = _Checkpointer(self.path, _CHECKPOINT_EVERY)
         self._checkpointer.start()
 
@@ -714,6 +751,10 @@ class SqliteStore:
         conn = self._ahead
         if conn is None:
             return None
+        if self._known is not None and self._known.absent(key):
+            decision = decide(None)
+            if decision.changed:  # the writer reads the key again before writing it
+                return _Ahead(row=None, decision=decision)
         try:
             row = conn.execute(_LATEST_OF_KEY, (key,)).fetchone()
         except sqlite3.Error:
@@ -748,6 +789,8 @@ class SqliteStore:
             if decision.is_new:
                 incident.key = key
                 incident.identity = identity
+                if self._known is not None:
+                    self._known.add(key)
             _save_incident(conn, incident, now, new=decision.is_new)
             assert incident.id is not None
             _insert_events(conn, incident.id, decision.events)
@@ -1104,6 +1147,8 @@ class SqliteStore:
             )
             new_id = cursor.lastrowid
             assert new_id is not None
+            if self._known is not None:
+                self._known.add(incident.key)
             if record is not None:
                 conn.execute(_ISSUE_UPSERT, _issue_values(record, new_id))
             return new_id
@@ -1209,6 +1254,8 @@ class SqliteStore:
                     )
                     assert cursor.lastrowid is not None
                     storm_id = cursor.lastrowid
+                    if self._known is not None:
+                        self._known.add(storm.key)
                     conn.execute("INSERT INTO storms (incident_id) VALUES (?)", (storm_id,))
                 conn.execute(
                     "INSERT INTO storm_members (incident_id, storm_id, joined_at) VALUES (?, ?, ?)",

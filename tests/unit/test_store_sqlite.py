@@ -22,9 +22,9 @@ from bridge.engine import Decision
 from bridge.identity import identity_key, identity_of
 from bridge.model import Incident
 from bridge.store.base import StoreUnavailable
-from bridge.store.sqlite import CLAIM_DUE, CLAIM_LAPSED, SqliteStore
+from bridge.store.sqlite import CLAIM_DUE, CLAIM_LAPSED, SqliteStore, _KnownKeys
 from bridge.store.sqlite_schema import MIGRATIONS
-from store_support import LEASE, alert, ingest, note, numbers, opened
+from store_support import LEASE, alert, ingest, note, numbers, opened, resolved_note
 from support import REPO
 
 
@@ -228,6 +228,76 @@ async def test_a_batch_is_answered_before_the_next_batch_runs(store: SqliteStore
     second = asyncio.create_task(call("second"))
     await asyncio.gather(first, second)
     assert order == ["first ran", "first answered", "second ran", "second answered"]
+
+
+# -- the look-ahead: keys it need not read ---------------------------------------------------
+
+
+def ahead_statements(store: SqliteStore) -> list[str]:
+    """The statements the look-ahead connection runs from now on."""
+    statements: list[str] = []
+    assert store._ahead is not None  # which connection reads is what is under test
+    store._ahead.set_trace_callback(statements.append)
+    return statements
+
+
+async def test_a_new_group_is_decided_ahead_without_a_read(
+    store: SqliteStore, clock: FakeClock
+) -> None:
+    """No incident has a new group's key, and the store knows it without asking the database:
+    the look-ahead decides without a read (the writer still reads the key in its
+    transaction). A repeat of a known group is read, and answered from that read."""
+    statements = ahead_statements(store)
+    first = await ingest(store, clock, note(alert()))
+    assert first.outcome == "opened"
+    assert statements == []
+    repeat = await ingest(store, clock, note(alert()))
+    assert repeat.outcome == "unchanged"
+    assert len(statements) == 1
+    assert statements[0].startswith("SELECT id, number, data FROM incidents WHERE key")
+
+
+async def test_the_known_keys_come_back_with_a_restart(db: Path, clock: FakeClock) -> None:
+    """The keys are read from the database at open: after a restart, a repeat of an incident
+    opened before is read ahead (and not taken for a new group)."""
+    store = await reopened(db, clock)
+    await opened(store, clock, "g1")
+    await store.close()
+    store = await reopened(db, clock)
+    try:
+        statements = ahead_statements(store)
+        assert (await ingest(store, clock, note(alert()))).outcome == "unchanged"
+        assert len(statements) == 1
+    finally:
+        await store.close()
+
+
+async def test_an_incident_the_known_keys_missed_is_still_found(
+    store: SqliteStore, clock: FakeClock, db: Path
+) -> None:
+    """The known keys never decide alone. Were an incident's key missing from them, a repeat
+    would be decided ahead as a new incident — and decided again by the writer, which reads
+    the key: no second incident. A resolution, which changes nothing when no incident exists,
+    is only taken on a read: the incident resolves."""
+    await opened(store, clock, "g1")
+    store._known = _KnownKeys([])  # as if the insert had not been heard of
+    assert (await ingest(store, clock, note(alert()))).outcome == "unchanged"
+    assert query(db, "SELECT COUNT(*) FROM incidents") == [(1,)]
+    assert (await ingest(store, clock, resolved_note())).outcome == "resolved"
+    assert query(db, "SELECT state FROM incidents") == [("resolved",)]
+
+
+def test_the_known_keys_stop_answering_past_their_limit() -> None:
+    """Past the limit the keys are dropped, not grown: every key may then exist (the
+    look-ahead reads each, as without them)."""
+    known = _KnownKeys(["a", "b"], limit=3)
+    assert known.absent("c")
+    assert not known.absent("a")
+    known.add("c")
+    assert not known.absent("c")
+    known.add("d")  # the fourth key: over the limit
+    assert not known.absent("z")
+    assert not known.absent("d")
 
 
 # -- restart: a single process -------------------------------------------------------------
