@@ -70,9 +70,12 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _in_range(moment: datetime, field: str) -> datetime:
+    """The moment in UTC, if the bridge can compute with it. In UTC: every time the engine
+    compares then shares one tzinfo, which Python compares field by field (a sender's offset
+    means two ``utcoffset`` calls per comparison)."""
     if not _EARLIEST <= moment < _LATEST:
         raise WebhookError(f"not an Alertmanager webhook: alerts.{field}: outside 1970..2999")
-    return moment
+    return moment.astimezone(UTC)
 
 
 def _starts_at(moment: datetime) -> datetime:

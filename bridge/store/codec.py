@@ -16,7 +16,9 @@ from bridge.model import AlertState, Incident, Priority, TimelineEvent
 
 def ts(moment: datetime | None) -> str | None:
     """Aware datetime → ISO 8601 in UTC (None stays None)."""
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def dt(text: Any) -> datetime | None:

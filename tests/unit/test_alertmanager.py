@@ -115,10 +115,14 @@ def test_a_real_end_time_is_kept() -> None:
     ids=["nanoseconds", "tenths", "seconds", "offset-nanoseconds"],
 )
 def test_rfc3339_timestamps_with_any_precision(text: str, expected: datetime) -> None:
-    """Go prints up to nine fractional digits; they parse (to microseconds), offsets kept."""
+    """Go prints up to nine fractional digits; they parse (to microseconds), and any offset is
+    read as the same instant in UTC (the engine compares times of one tzinfo only)."""
     starts = parse(single(startsAt=text, endsAt=text)).alerts[0]
     assert starts.starts_at == expected
     assert starts.ends_at == expected
+    assert starts.starts_at.tzinfo is UTC
+    assert starts.ends_at is not None
+    assert starts.ends_at.tzinfo is UTC
 
 
 def test_naive_timestamps_are_utc() -> None:
