@@ -76,7 +76,7 @@ _CHECKPOINT_EVERY = 0.1  # seconds between the checkpointer's PASSIVE checkpoint
 # The writer's own automatic checkpoint, only if the checkpointer falls behind (32 MB of WAL).
 _AUTOCHECKPOINT_BACKSTOP = 8192
 _QUICK_EVENTS = 50  # at most this many timeline events are read on the event loop (``_quick``)
-_KNOWN_KEYS_MAX = 500_000  # incident keys remembered as hashes (~35 MB); past it, none are
+_KNOWN_KEYS_MAX = 500_000  # incident keys the look-ahead remembers (hashes, ~35 MB at most)
 
 
 def _connect(path: Path, *, readonly: bool = False, on_loop: bool = False) -> sqlite3.Connection:
@@ -680,7 +680,7 @@ class SqliteStore:
             conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_BACKSTOP}")
 
         await self._write(interrupted)
-        keys = await self._read(lambda: self._rows("SELECT key FROM incidents"))
+        keys = await self._read(lambda: self._rows("SELECT DISTINCT key FROM incidents"))
         self._known = _KnownKeys([key for (key,) in keys])
         self._checkpointer = _Checkpointer(self.path, _CHECKPOINT_EVERY)
         self._checkpointer.start()
