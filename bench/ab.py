@@ -10,7 +10,8 @@ dry-run GitHub), and the closed-loop load (32 senders, as in ``bench.ingest``) a
 between them in short phases, A B B A A B …, so the drift falls on both alike. Reported per
 tree: requests per second, and the CPU seconds its process spent per request (from /proc,
 every thread, user and system), with B/A ratios and the spread of the per-pair throughput
-ratio. The CPU ratio is the steadier figure: an A/A run reads 1.00 ± 0.01.
+ratio. The CPU ratio is the steadier figure: A/A runs read 1.00 ± 0.01 for it, 1.00 ± 0.04
+for the throughput ratio.
 
 ``--drain`` waits after each phase until the bridge is idle, so what a request leaves for the
 outbox (the dry-run GitHub sync) is counted with it; without it, a bridge still draining its
