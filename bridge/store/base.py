@@ -58,6 +58,22 @@ class IncidentRow:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchedIssue:
+    """An incident's issue the poller reads (bridge/github/poller.py): what choosing and pacing
+    the reads needs, from the indexed columns — no incident is decoded for it."""
+
+    incident_id: int
+    issue_number: int
+    priority: Priority
+    open: bool
+
+    @property
+    def urgent(self) -> bool:
+        """An open P0/P1 incident's issue: read every ``github.poll.urgent``."""
+        return self.open and self.priority.rank <= 1
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxStats:
     pending: int
     running: int
@@ -238,6 +254,13 @@ class Store(Protocol):
     async def list_incidents(
         self, repository: str, *, limit: int = 100, state: str | None = None
     ) -> list[IncidentRow]: ...
+
+    async def watched_issues(
+        self, repository: str, *, resolved_since: datetime, open_limit: int, resolved_limit: int
+    ) -> list[WatchedIssue]:
+        """The issues in ``repository`` of incidents (not maintenance requests or storm
+        roll-ups): of the newest ``open_limit`` open ones that have an issue, and of the newest
+        ``resolved_limit`` resolved since ``resolved_since`` (people may reopen those)."""
 
     async def open_counts(self) -> dict[str, int]:
         """Open incidents by priority."""

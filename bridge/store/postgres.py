@@ -64,6 +64,7 @@ from bridge.store.base import (
     SentNotification,
     StoreUnavailable,
     Storm,
+    WatchedIssue,
     bundle_payload,
     failure_text,
     late_text,
@@ -782,6 +783,33 @@ class PostgresStore:
                 ),
                 issue_number=row["issue_number"],
                 issue_url=row["url"],
+            )
+            for row in rows
+        ]
+
+    async def watched_issues(
+        self, repository: str, *, resolved_since: datetime, open_limit: int, resolved_limit: int
+    ) -> list[WatchedIssue]:
+        head = (
+            "SELECT i.id, g.number, i.priority, i.state FROM incidents i"
+            " JOIN github_issues g ON g.incident_id = i.id AND g.repository = $1"
+            " WHERE i.kind = 'incident' AND "
+        )
+        async with self._connection() as conn:
+            rows = list(
+                await conn.fetch(
+                    f"{head}i.state = 'open' ORDER BY i.id DESC LIMIT $2", repository, open_limit
+                )
+            )
+            rows += await conn.fetch(
+                f"{head}i.state = 'resolved' AND i.resolved_at >= $2 ORDER BY i.id DESC LIMIT $3",
+                repository,
+                resolved_since,
+                resolved_limit,
+            )
+        return [
+            WatchedIssue(
+                row["id"], row["number"], Priority(row["priority"]), row["state"] == "open"
             )
             for row in rows
         ]

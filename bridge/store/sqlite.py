@@ -59,6 +59,7 @@ from bridge.store.base import (
     SentNotification,
     StoreUnavailable,
     Storm,
+    WatchedIssue,
     bundle_payload,
     failure_text,
     late_text,
@@ -309,6 +310,15 @@ CLAIM_DUE = (
 )
 
 
+_WATCHED = (
+    "SELECT i.id, g.number, i.priority, i.state FROM incidents i"
+    " JOIN github_issues g ON g.incident_id = i.id AND g.repository = ?"
+    " WHERE i.kind = 'incident' AND "
+)
+_WATCHED_OPEN = f"{_WATCHED}i.state = 'open' ORDER BY i.id DESC LIMIT ?"
+_WATCHED_RESOLVED = (
+    f"{_WATCHED}i.state = 'resolved' AND i.resolved_at >= ? ORDER BY i.id DESC LIMIT ?"
+)
 _LATEST_OF_KEY = "SELECT id, number, data FROM incidents WHERE key = ? ORDER BY id DESC LIMIT 1"
 
 
@@ -1055,6 +1065,21 @@ class SqliteStore:
                     issue_url=issue_url,
                 )
                 for row_id, number, data, issue_number, issue_url in rows
+            ]
+
+        return await self._read(read)
+
+    async def watched_issues(
+        self, repository: str, *, resolved_since: datetime, open_limit: int, resolved_limit: int
+    ) -> list[WatchedIssue]:
+        def read() -> list[WatchedIssue]:
+            rows = self._rows(_WATCHED_OPEN, (repository, open_limit))
+            rows += self._rows(
+                _WATCHED_RESOLVED, (repository, codec.epoch(resolved_since), resolved_limit)
+            )
+            return [
+                WatchedIssue(incident_id, number, Priority(priority), state == "open")
+                for incident_id, number, priority, state in rows
             ]
 
         return await self._read(read)

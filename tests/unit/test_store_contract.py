@@ -555,6 +555,49 @@ async def test_list_incidents_filters_by_state_newest_first(
     assert len(await store.list_incidents(REPO, limit=2)) == 2
 
 
+async def test_watched_issues_are_the_incidents_with_an_issue(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """What the poller reads: the issues in the repository of open incidents, newest first,
+    then of those resolved since the given moment — never a maintenance request's, an
+    incident's without an issue, or another repository's; P0/P1 open ones urgent."""
+
+    async def with_issue(group: str, number: int, repository: str = REPO, **labels: str) -> int:
+        incident = await opened(store, clock, group, **labels)
+        assert incident.id is not None
+        url = f"https://github.example/{repository}/issues/{number}"
+        await store.save_issue_record(
+            IssueRecord(incident.id, repository, number, url, "t", "b", "r")
+        )
+        return incident.id
+
+    long_ago = await with_issue("g-old", 15)
+    await ingest(store, clock, resolved_note("g-old"))
+    clock.advance(timedelta(hours=2))
+    p2 = await with_issue("g1", 11)
+    p1 = await with_issue("g2", 12, priority="P1")
+    await opened(store, clock, "g3")  # no issue yet
+    resolved = await with_issue("g4", 14)
+    await ingest(store, clock, note(alert(status="resolved", ends=clock()), group="g4"))
+    await with_issue("g5", 16, kind="maintenance")
+    await with_issue("g6", 17, repository="acme/other")
+
+    watched = await store.watched_issues(
+        REPO, resolved_since=clock() - timedelta(hours=1), open_limit=10, resolved_limit=10
+    )
+    assert [(w.incident_id, w.issue_number, w.priority, w.open) for w in watched] == [
+        (p1, 12, Priority.P1, True),
+        (p2, 11, Priority.P3, True),
+        (resolved, 14, Priority.P3, False),
+    ]
+    assert [w.urgent for w in watched] == [True, False, False]
+    assert long_ago not in {w.incident_id for w in watched}
+    newest = await store.watched_issues(
+        REPO, resolved_since=clock() - timedelta(days=30), open_limit=1, resolved_limit=1
+    )
+    assert [w.issue_number for w in newest] == [12, 14]
+
+
 async def test_issue_record_round_trip(store: AnyStore, clock: FakeClock) -> None:
     """An issue record reads back as written; saving again replaces it; others stay apart."""
     incident = await opened(store, clock)
