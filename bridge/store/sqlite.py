@@ -341,13 +341,14 @@ class _KnownKeys:
     It never decides anything alone: a decision that changes something is checked again by
     the writer, which reads the key inside the transaction, and one that changes nothing is
     taken only on a read. A hash collision, an insert rolled back, or an insert this does not
-    hear of costs only speed. Past ``_KNOWN_KEYS_MAX`` keys it stops answering (every
-    look-ahead reads, as without it) rather than grow without bound."""
+    hear of costs only speed. Without ``keys`` (a store that is not exclusive, or not yet
+    open) and past ``_KNOWN_KEYS_MAX`` keys it does not answer (every look-ahead reads, as
+    without it) rather than grow without bound."""
 
-    def __init__(self, keys: list[str], limit: int = _KNOWN_KEYS_MAX) -> None:
+    def __init__(self, keys: list[str] | None, limit: int = _KNOWN_KEYS_MAX) -> None:
         self._limit = limit
-        self._hashes: set[int] | None = set()
-        for key in keys:
+        self._hashes: set[int] | None = None if keys is None else set()
+        for key in keys or ():
             self.add(key)
 
     def add(self, key: str) -> None:
@@ -639,7 +640,7 @@ class SqliteStore:
         self._ahead: sqlite3.Connection | None = None
         self._loop_thread: int | None = None
         self._checkpointer: _Checkpointer | None = None
-        self._known: _KnownKeys | None = None  # exclusive stores only
+        self._known = _KnownKeys(None)  # answers only in an exclusive store, once open
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -761,7 +762,7 @@ class SqliteStore:
         conn = self._ahead
         if conn is None:
             return None
-        if self._known is not None and self._known.absent(key):
+        if self._known.absent(key):
             decision = decide(None)
             if decision.changed:  # the writer reads the key again before writing it
                 return _Ahead(row=None, decision=decision)
@@ -799,8 +800,7 @@ class SqliteStore:
             if decision.is_new:
                 incident.key = key
                 incident.identity = identity
-                if self._known is not None:
-                    self._known.add(key)
+                self._known.add(key)
             _save_incident(conn, incident, now, new=decision.is_new)
             assert incident.id is not None
             _insert_events(conn, incident.id, decision.events)
@@ -1172,8 +1172,7 @@ class SqliteStore:
             )
             new_id = cursor.lastrowid
             assert new_id is not None
-            if self._known is not None:
-                self._known.add(incident.key)
+            self._known.add(incident.key)
             if record is not None:
                 conn.execute(_ISSUE_UPSERT, _issue_values(record, new_id))
             return new_id
@@ -1279,8 +1278,7 @@ class SqliteStore:
                     )
                     assert cursor.lastrowid is not None
                     storm_id = cursor.lastrowid
-                    if self._known is not None:
-                        self._known.add(storm.key)
+                    self._known.add(storm.key)
                     conn.execute("INSERT INTO storms (incident_id) VALUES (?)", (storm_id,))
                 conn.execute(
                     "INSERT INTO storm_members (incident_id, storm_id, joined_at) VALUES (?, ?, ?)",
