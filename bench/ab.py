@@ -37,7 +37,15 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.ingest import FIXTURES, ROOT, bridge_config, fixture, free_port, new_group
+from bench.ingest import (
+    FIXTURES,
+    ROOT,
+    bridge_config,
+    fixture,
+    free_port,
+    new_group,
+    start_server,
+)
 
 SENDERS = 32
 
@@ -66,31 +74,11 @@ async def start(name: str, tree: Path, workdir: Path, first_body: int) -> Bridge
     run = workdir / name
     run.mkdir()
     (run / "bridge.yaml").write_text(bridge_config(port, None))
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge",
-        "serve",
-        "--config",
-        str(run / "bridge.yaml"),
-        cwd=run,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        url = f"http://127.0.0.1:{port}/api/v1/alerts"
-                        return Bridge(name, tree, process, url, first_body)
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"the bridge from {tree} did not start")
+    argv = [sys.executable, "-m", "bridge", "serve", "--config", str(run / "bridge.yaml")]
+    env = dict(os.environ, PYTHONPATH=str(tree))  # this tree's bridge/, not the installed one
+    process = await start_server(argv, port, run, env)
+    url = f"http://127.0.0.1:{port}/api/v1/alerts"
+    return Bridge(name, tree, process, url, first_body)
 
 
 async def phase(

@@ -144,9 +144,16 @@ async def paced(
     return Result(name, len(latencies), seconds, latencies, errors)
 
 
-async def start_server(argv: list[str], port: int, cwd: Path) -> asyncio.subprocess.Process:
+async def start_server(
+    argv: list[str], port: int, cwd: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """Start a server and wait for its ``/healthz`` (``env``: the environment, else ours)."""
     process = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
     async with aiohttp.ClientSession() as http:
@@ -157,6 +164,7 @@ async def start_server(argv: list[str], port: int, cwd: Path) -> asyncio.subproc
                         return process
             except aiohttp.ClientError:
                 await asyncio.sleep(0.05)
+    process.kill()
     raise RuntimeError(f"{argv} did not start")
 
 
