@@ -94,12 +94,23 @@ class GitHubSync:
         self._clock = clock
         self._budget = budget
 
-    async def _write(self, urgent: bool, call: Callable[..., Awaitable[T]], *args: object) -> T:
-        """One content-creating request, made only with a slot in the budget (BudgetExhausted,
-        a retryable GitHubError, when there is none) and charged to it once sent, whatever the
-        answer; a rate-limit refusal shrinks the budget."""
+    async def _slot(self, urgent: bool) -> list[datetime]:
+        """A slot in the budget for one write (BudgetExhausted, a retryable GitHubError, when
+        there is none): the last hour's writes, to charge it against once sent."""
+        return await self._budget.check(urgent=urgent) if self._budget is not None else []
+
+    async def _write(
+        self,
+        urgent: bool,
+        call: Callable[..., Awaitable[T]],
+        *args: object,
+        slot: list[datetime] | None = None,
+    ) -> T:
+        """One content-creating request, made only with a slot in the budget (``slot``, one
+        already taken, else ``_slot``) and charged to it once sent, whatever the answer; a
+        rate-limit refusal shrinks the budget."""
         budget = self._budget
-        writes = await budget.check(urgent=urgent) if budget is not None else []
+        writes = slot if slot is not None else await self._slot(urgent)
         try:
             result = await call(*args)
         except GitHubError as error:
@@ -158,7 +169,7 @@ class GitHubSync:
         else:
             raise PermanentEffectError(f"unknown effect kind {effect.kind!r}")
 
-    async def _adopt(self, incident: Incident, desired: render.DesiredIssue) -> IssueRecord | None:
+    async def _adopt(self, incident: Incident) -> IssueRecord | None:
         """The issue an earlier, interrupted create made, found by its marker, as a record."""
         assert incident.id is not None
         remote = await self._tracker.find_issue(render.marker(incident))
@@ -206,7 +217,7 @@ class GitHubSync:
         return record
 
     async def _create(
-        self, incident: Incident, desired: render.DesiredIssue, urgent: bool
+        self, incident: Incident, desired: render.DesiredIssue, urgent: bool, slot: list[datetime]
     ) -> IssueRecord:
         assert incident.id is not None
         created = await self._write(
@@ -215,6 +226,7 @@ class GitHubSync:
             desired.title,
             desired.body,
             sorted(desired.labels),
+            slot=slot,
         )
         record = created_record(incident.id, self.repository, created, desired)
         # Recorded at once: a create must never be repeated once it is known to have happened.
@@ -262,25 +274,21 @@ class GitHubSync:
         incident = await self._store.load_incident(incident_id)
         if incident is None:
             raise PermanentEffectError(f"incident {incident_id} is gone")
-        events = await self._store.load_events(incident_id, _TIMELINE_EVENTS)
-        review_issue = None
-        if incident.review_requested_at is not None:  # linked from its review and back
-            review = await self._store.issue_record(incident_id, reviews.slot(self.repository))
-            review_issue = review.number if review is not None else None
-        desired = render.render_issue(incident, events, self._options, review_issue=review_issue)
         record = await self._store.issue_record(incident_id, self.repository)
         storm_id = await self._store.storm_of(incident_id) if incident.kind == "incident" else None
-        if record is None and incident.reported_issue is not None:
-            record = await self._adopt_reported(incident, desired, urgent)
-        if record is None and recover:
-            record = await self._adopt(incident, desired)
-        if record is None:
+        reported = incident.reported_issue is not None  # its issue is adopted, never created
+        if record is None and not reported and recover:
+            record = await self._adopt(incident)
+        slot = None
+        if record is None and not reported:
             if storm_id is not None and incident.state != "open":
                 # Resolved while only listed in a storm's roll-up: never an issue of its own.
                 await self._store.queue_storm(storm_id, self._clock())
                 return
             try:
-                record = await self._create(incident, desired, urgent)
+                # The budget before the rendering: a group it lists in the roll-up instead
+                # (a storm's every P2/P3 group) costs no render.
+                slot = await self._slot(urgent)
             except BudgetExhausted as refused:
                 if not refused.spent or urgent or incident.urgent or incident.kind != "incident":
                     raise  # P0/P1 wait for the reserve; behind a P0/P1, wait for it
@@ -288,10 +296,26 @@ class GitHubSync:
                 storm_id = await self._store.join_storm(incident_id, self._clock())
                 log.info("github_storm_listed", incident=incident.display_id, storm=storm_id)
                 return
+        desired = await self._render(incident)
+        if record is None and reported:
+            record = await self._adopt_reported(incident, desired, urgent)
+        if record is None:
+            assert slot is not None
+            record = await self._create(incident, desired, urgent, slot)
         await self._apply(record, desired, urgent)
         if storm_id is not None:
             # The roll-up shows its groups' state: edit it (coalesced, at most once a minute).
             await self._store.queue_storm(storm_id, self._clock())
+
+    async def _render(self, incident: Incident) -> render.DesiredIssue:
+        """The issue as the incident and its last events want it."""
+        assert incident.id is not None
+        events = await self._store.load_events(incident.id, _TIMELINE_EVENTS)
+        review_issue = None
+        if incident.review_requested_at is not None:  # linked from its review and back
+            review = await self._store.issue_record(incident.id, reviews.slot(self.repository))
+            review_issue = review.number if review is not None else None
+        return render.render_issue(incident, events, self._options, review_issue=review_issue)
 
     async def storm(self, storm_id: int, *, recover_since: datetime | None = None) -> None:
         """Make a storm's roll-up issue match the storm: create or edit it (at most one edit
@@ -311,10 +335,10 @@ class GitHubSync:
         urgent = any(m.incident.urgent and m.incident.state == "open" for m in storm.members)
         record = await self._store.issue_record(storm_id, self.repository)
         if record is None and recover_since is not None:
-            record = await self._adopt(storm.incident, desired)
+            record = await self._adopt(storm.incident)
         wrote = False
         if record is None:
-            record = await self._create(storm.incident, desired, urgent)
+            record = await self._create(storm.incident, desired, urgent, await self._slot(urgent))
             wrote = True
         if over and storm.announced_at is None:
             await self._storm_over(storm, record, urgent, recover_since)

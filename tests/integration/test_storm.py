@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from bridge.clock import FakeClock
+from bridge.github import render
+from bridge.model import Incident
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub, FakeIssue
 from support import REPO, TOKEN, Harness, github_config, payload
@@ -249,6 +251,27 @@ async def test_a_storm_is_rolled_up_truthfully_and_ends(harness: Harness) -> Non
     assert all(issue.state == "closed" for issue in h.issues())
     watch.assert_paced()
     assert h.github.secondary_limit_hits == 0
+
+
+async def test_a_group_listed_in_the_roll_up_is_never_rendered(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget is asked before an issue is rendered: in a storm, each P2/P3 group it lists
+    in the roll-up costs a few store reads and writes, not a render of an issue nobody gets."""
+    rendered: list[str] = []
+    real = render.render_issue
+
+    def counting(incident: Incident, *args: Any, **kwargs: Any) -> render.DesiredIssue:
+        rendered.append(incident.display_id)
+        return real(incident, *args, **kwargs)
+
+    monkeypatch.setattr(render, "render_issue", counting)
+    h, watch = harness, Watch(harness)
+    for n in range(20):
+        assert (await h.post(group(n, "P3")))[0] == 200
+    await watch.step()
+    assert len(own_issues(h)) == 7
+    assert sorted(rendered) == sorted(own_issues(h)) == [f"INC-{n:03d}" for n in range(1, 8)]
 
 
 async def test_a_new_storm_after_the_last_one_is_over(harness: Harness) -> None:
