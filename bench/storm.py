@@ -61,6 +61,18 @@ def group_body(template: dict[str, Any], n: int, alerts: int, priority: str) -> 
     return json.dumps(body).encode()
 
 
+def reads_by_kind(github: FakeGitHub) -> dict[str, int]:
+    """The GETs made, by what they read (an issue, its comments, the issue list, …); ``…_304``:
+    conditional reads answered Not Modified."""
+    kinds: dict[str, int] = {}
+    for r in github.calls("GET"):
+        path = r.path.split("?")[0]
+        kind = re.sub(r"/\d+", "/N", path.replace(f"/repos/{REPO}", ""))
+        kind += "_304" if r.status == 304 else ""
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items()))
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -156,6 +168,7 @@ async def storm(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "github_403": sum(1 for r in github.requests if r.status == 403),
             "github_requests": len(github.requests),
             "github_writes": writes,
+            "github_reads": reads_by_kind(github),
             "issues": len(github.issues(REPO)),
             "peak_rss_mb": round(rss, 1),
         }
