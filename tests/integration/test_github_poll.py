@@ -7,6 +7,7 @@ the poller's rounds with ``run_once()`` and moves the clock — no sleeps.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -307,6 +308,43 @@ async def test_an_unreadable_answer_does_not_stop_the_round(harness: Harness) ->
 
     assert await metric(harness, "error") == errors + 1
     assert (await row(harness, second))["acknowledged_by"] == "bob"
+
+
+async def test_an_issue_whose_record_went_during_its_read_is_left_alone(
+    harness: Harness,
+) -> None:
+    """The round picked the issue, and its record was gone by the time GitHub answered (a
+    rebuild or a retention pass in between): what the answer shows is not applied, the round
+    ends normally (no error counted), and the issue is not read again."""
+    issue = await opened(harness)
+    harness.github.human_assign(REPO, issue.number, "bob")
+    # GitHub answers this read slowly; the record goes while the request is at GitHub.
+    slow = harness.github.inject("GET", rf"/issues/{issue.number}$", 0, delay=0.5)
+    harness.clock.advance(timedelta(minutes=5))
+    incident = (await row(harness, issue))["id"]
+    errors = await metric(harness, "error")
+    harness.github.reset_log()
+    polling = asyncio.create_task(poller(harness).run_once())
+
+    async def arrived() -> None:
+        while slow.hits == 0:  # noqa: ASYNC110 -- the fake counts hits, it has no event
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(arrived(), 5)  # the request is at the fake, answered in 0.5 s
+    assert harness.app is not None
+    store = harness.app[SERVICES].store
+    gone = f"DELETE FROM github_issues WHERE number = {issue.number:d}"  # noqa: S608 -- an int
+    await store.execute_for_test(gone)
+
+    await polling
+    [read] = issue_reads(harness)
+    assert read.status == 200  # the assignment is in the answer
+    [found] = [r for r in await harness.incidents() if r["id"] == incident]
+    assert found["acknowledged_at"] is None
+    assert await metric(harness, "error") == errors  # not a failure: nothing left to apply
+    harness.github.reset_log()
+    await turn(harness, 5)
+    assert issue_reads(harness) == []
 
 
 async def test_only_the_github_writer_polls(harness: Harness) -> None:
