@@ -18,6 +18,8 @@ import pytest
 from bridge.app import POLLER
 from bridge.clock import FakeClock
 from bridge.github.poller import Poller
+from bridge.store.postgres import PostgresStore
+from bridge.store.sqlite import SqliteStore
 from bridge.web.services import SERVICES
 from fakes.github import FakeGitHub, FakeIssue, RecordedRequest
 from support import REPO, TOKEN, Harness, github_config, payload
@@ -333,6 +335,7 @@ async def test_an_issue_whose_record_went_during_its_read_is_left_alone(
     await asyncio.wait_for(arrived(), 5)  # the request is at the fake, answered in 0.5 s
     assert harness.app is not None
     store = harness.app[SERVICES].store
+    assert isinstance(store, SqliteStore | PostgresStore)
     gone = f"DELETE FROM github_issues WHERE number = {issue.number:d}"  # noqa: S608 -- an int
     await store.execute_for_test(gone)
 
