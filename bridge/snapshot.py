@@ -8,7 +8,10 @@ reads it back. Base64 cannot contain ``-->``, and alert text inside it is data, 
 
 The line is bounded: past ``MAX_CHARS`` resolved alerts are left out, then firing alerts beyond
 as many as fit (``alerts_partial`` says so); the next notification of the group — Alertmanager
-sends complete groups — fills the alerts in again.
+sends complete groups — fills the alerts in again. Past that (a group whose own labels or
+annotations are huge), the group's free text is clipped, harder each time, until it fits
+(``text_clipped``): an issue body never outgrows GitHub's 65,536 characters, whatever the
+alerts say.
 """
 
 from __future__ import annotations
@@ -53,9 +56,37 @@ def state_line(incident: Incident) -> str:
     while True:
         data["alerts"] = data["alerts"][:keep]
         line = _encode(data)
-        if len(line) <= MAX_CHARS or keep == 0:
+        if len(line) <= MAX_CHARS:
             return line
+        if keep == 0:
+            break
         keep //= 2
+    data["text_clipped"] = True
+    for chars, entries in _CLIPS:
+        line = _encode(_clipped(data, chars, entries))
+        if len(line) <= MAX_CHARS:
+            break
+    return line  # the last clip leaves none of the group's text: a few hundred characters
+
+
+# How the group's free text is clipped, in turn, when the alerts alone do not make the line fit:
+# (characters per string, entries per map). The last leaves nothing of it, so the line fits.
+_CLIPS = ((1_000, 100), (200, 30), (60, 10), (0, 0))
+_FREE_TEXT = ("receiver", "group_key", "summary", "priority_rule", "external_url")
+_FREE_MAPS = ("group_labels", "common_labels", "common_annotations")
+
+
+def _clipped(data: dict[str, Any], chars: int, entries: int) -> dict[str, Any]:
+    """``data`` with the group's text clipped: each free-text field to ``chars`` characters,
+    each label and annotation map to its first ``entries`` entries of that length."""
+    out = dict(data)
+    for field in _FREE_TEXT:
+        if isinstance(out.get(field), str):
+            out[field] = out[field][:chars]
+    for field in _FREE_MAPS:
+        items = list(out.get(field, {}).items())[:entries]
+        out[field] = {str(k)[:chars]: str(v)[:chars] for k, v in items}
+    return out
 
 
 def find_state_line(body: str) -> str | None:
@@ -81,6 +112,7 @@ def read_state_line(line: str, *, updated_at: datetime) -> Incident:
         data = orjson.loads(zlib.decompress(packed))
         number = int(data.pop("number"))
         data.pop("alerts_partial", None)
+        data.pop("text_clipped", None)
         for alert in data["alerts"]:
             alert["updated_at"] = codec.ts(updated_at)
         incident = codec.incident_from_json(orjson.dumps(data).decode(), row_id=0, number=number)

@@ -6,7 +6,9 @@ store's part (key, row id, number) is filled in by hand.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import random
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -500,6 +502,28 @@ def test_body_stays_under_githubs_limit_with_long_non_ascii_runbook_urls() -> No
     ]
     incident, events = opened(note(*alerts))
     assert len(render_issue(incident, events, OPTIONS).body) <= BODY_LIMIT
+
+
+@pytest.mark.parametrize("where", ["annotation", "label"])
+def test_body_stays_under_githubs_limit_with_a_huge_common_annotation_or_label(
+    where: str,
+) -> None:
+    """One alert whose description (or a label) is 150,000 characters that do not compress:
+    the visible text is clipped as always, and the hidden state line clips the group's text
+    too, so GitHub never refuses the issue as too long (a 422 no retry could mend)."""
+    seeded = random.Random(7)  # noqa: S311 -- test data, not a secret
+    big = base64.urlsafe_b64encode(seeded.randbytes(150_000)).decode()[:150_000]
+    if where == "annotation":
+        n = note(alert(annotations={"description": big}), common_annotations={"description": big})
+    else:
+        n = note(alert(labels={"team": big}), common_labels={"alertname": "HighCPU", "team": big})
+    incident, events = opened(n)
+    body = render_issue(incident, events, OPTIONS).body
+    assert len(body) <= BODY_LIMIT
+    assert body.endswith(marker(incident))
+    line = snapshot.find_state_line(body)
+    assert line is not None
+    assert snapshot.read_state_line(line, updated_at=T0).key == KEY
 
 
 # -- splice --------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import random
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -100,6 +102,69 @@ def test_a_huge_group_is_cut_to_the_budget_keeping_firing_alerts() -> None:
     assert set(back.alerts) <= set(incident.alerts)
     assert back.number == 42
     assert back.key == incident.key
+
+
+def noise(chars: int, seed: int = 0) -> str:
+    """``chars`` characters that do not compress (what zlib cannot shrink, the line must cut)."""
+    seeded = random.Random(seed)  # noqa: S311 -- test data, not a secret
+    return base64.urlsafe_b64encode(seeded.randbytes(chars)).decode()[:chars]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "common annotation",
+        "common label",
+        "group label",
+        "summary",
+        "group key",
+        "3,000 common annotations",
+        "everything",
+    ],
+)
+def test_a_group_with_huge_text_of_its_own_is_clipped_to_the_budget(where: str) -> None:
+    """The alerts alone cannot make the line fit when the group's own labels or annotations
+    are huge (150,000 characters that do not compress, within a 1 MiB webhook): that text is
+    clipped until the line fits, and the line still reads back as the same incident."""
+    incident = incident_of(1)
+    big = noise(150_000)
+    if where in ("common annotation", "everything"):
+        incident.common_annotations = {"description": big}
+    if where in ("common label", "everything"):
+        incident.common_labels = {**incident.common_labels, "team": big}
+    if where in ("group label", "everything"):
+        incident.group_labels = {"alertname": "DiskFull", big[:5000]: big}
+    if where in ("summary", "everything"):
+        incident.summary = big
+    if where in ("group key", "everything"):
+        incident.group_key = big
+    if where in ("3,000 common annotations", "everything"):
+        incident.common_annotations = {f"a{i}": noise(50, i) for i in range(3000)}
+    line = snapshot.state_line(incident)
+    assert len(line) <= snapshot.MAX_CHARS
+    back = snapshot.read_state_line(line, updated_at=T0)
+    assert (back.key, back.number, back.priority, back.state) == (
+        incident.key,
+        42,
+        incident.priority,
+        "open",
+    )
+    assert back.opened_at == incident.opened_at
+    # What is left of the text is the start of what was there.
+    assert back.summary == incident.summary[: len(back.summary)]
+    assert all(
+        incident.common_annotations[name].startswith(value)
+        for name, value in back.common_annotations.items()
+    )
+
+
+def test_ordinary_text_is_never_clipped() -> None:
+    """Only a group whose own text cannot fit is clipped: 2,000 characters of description are
+    kept whole."""
+    incident = incident_of(3)
+    incident.common_annotations = {"description": noise(2_000)}
+    back = snapshot.read_state_line(snapshot.state_line(incident), updated_at=T0)
+    assert back.common_annotations == incident.common_annotations
 
 
 @pytest.mark.parametrize(
