@@ -408,8 +408,9 @@ class GitHubSync:
                 await self._store.queue_storm(storm_id, self._clock())
                 return
             # The issue must exist first; the sync effect ahead of this one creates it. Reaching
-            # here means it failed permanently: make the issue now.
-            await self.sync(incident_id, urgent=urgent)
+            # here means it failed permanently: make the issue now — after an attempt of this
+            # comment whose outcome is unknown, only if that attempt did not make it.
+            await self.sync(incident_id, recover=recover_since is not None, urgent=urgent)
             record = await self._store.issue_record(incident_id, self.repository)
             if record is None:
                 raise GitHubError("issue could not be created", retryable=True)

@@ -84,6 +84,31 @@ async def test_comment_failing_before_github_applied_it_is_posted_once(harness: 
     assert len(harness.github.comments(REPO, 1)) == 1
 
 
+async def test_issue_made_by_a_comment_whose_answer_was_lost_is_made_once(
+    harness: Harness,
+) -> None:
+    """The issue's create failed for good (422), so the resolution comment has to make the
+    issue first — and that create reached GitHub while its answer did not: the comment's retry
+    finds the issue by its marker instead of making a second one."""
+    harness.github.inject("POST", r"/issues$", 422)
+    await harness.post(payload("01_firing_single.json"))
+    await settle(harness)
+    assert harness.issues() == []
+    harness.github.inject("POST", r"/issues$", 0, apply_first=True, drop=True)
+    await harness.post(payload("03_resolved_single.json"))
+    await settle(harness)
+
+    [issue] = harness.issues()
+    creates = [
+        r
+        for r in harness.github.calls("POST")
+        if r.path.endswith("/issues") and "incident" in r.json["labels"]
+    ]
+    assert [r.status for r in creates] == [422, 0]  # 0: dropped; no third, the marker was found
+    assert len(harness.github.comments(REPO, issue.number)) == 1
+    assert issue.state == "closed"
+
+
 async def test_github_down_for_a_minute_then_back(harness: Harness) -> None:
     """GitHub down for a minute: webhooks keep getting 200; afterwards every incident has
     exactly one issue and no request was made twice that should not be."""
