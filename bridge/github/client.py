@@ -525,9 +525,11 @@ class PyGithubTracker:
                 self._observe({k.lower(): v for k, v in (error.headers or {}).items()})
                 if error.status == 401 and self._app is not None:
                     self._app.forget()  # revoked or expired early: the retry mints a new one
-                failure = classify_github_exception(error, now)
+                # Retry-After counts from the answer, which may have been long in coming.
+                answered = self._clock().timestamp()
+                failure = classify_github_exception(error, answered)
                 if failure.status in (403, 429) and failure.retry_after is not None:
-                    self._blocked_until = max(self._blocked_until, now + failure.retry_after)
+                    self._blocked_until = max(self._blocked_until, answered + failure.retry_after)
                 # A 5xx to a create may still have created it: look before repeating.
                 failure.outcome_unknown = mutating and error.status >= 500
                 raise failure from None

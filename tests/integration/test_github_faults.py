@@ -6,6 +6,7 @@ after the change was applied); time moves by the fake clock, so backoffs cost no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -150,6 +151,38 @@ async def test_no_request_inside_a_retry_after_window(harness: Harness) -> None:
         harness.clock.advance(timedelta(seconds=10))
         await harness.drain()
     assert len(harness.github.requests) == 1  # 50 s later: still nothing sent
+    await settle(harness)
+    assert len(harness.issues()) == 3
+
+
+async def test_a_retry_after_window_starts_when_the_answer_comes(harness: Harness) -> None:
+    """Retry-After counts from GitHub's answer, not from when the request went out: a 429 with
+    Retry-After: 60 that took 30 s to come keeps every request away for 60 s after it came."""
+    slow = harness.github.inject(
+        "POST",
+        r"/issues$",
+        429,
+        body={"message": "Too many requests"},
+        headers={"Retry-After": "60"},
+        delay=0.5,
+    )
+    harness.github.reset_log()
+    for n in range(3):
+        await harness.post(group(n))
+    draining = asyncio.create_task(harness.drain())
+
+    async def arrived() -> None:
+        while slow.hits == 0:  # noqa: ASYNC110 -- the fake counts hits, it has no event
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(arrived(), 5)
+    harness.clock.advance(timedelta(seconds=30))  # the answer takes 30 s on the bridge's clock
+    await draining
+    assert len(harness.github.requests) == 1
+    for _ in range(5):
+        harness.clock.advance(timedelta(seconds=10))
+        await harness.drain()
+    assert len(harness.github.requests) == 1  # 80 s after sending, 50 s after the answer
     await settle(harness)
     assert len(harness.issues()) == 3
 
