@@ -167,6 +167,20 @@ def late_text(kind: str, error: str, fallback: Sequence[EffectSpec]) -> str:
     return f"{kind} still failing at the response deadline, retrying: {error[:200]}{told}"
 
 
+def failure_effects(
+    failed_kind: str, incident_kind: str, fallback: Sequence[EffectSpec]
+) -> list[EffectSpec]:
+    """What a failing effect's timeline line queues, besides the bundles that take over: the
+    messages on the person's next channel, and a sync, so the issue's timeline shows the
+    failure now rather than at the incident's next change (coalesced into a pending sync). Not
+    after a failing sync itself (it would only fail again) nor for a storm's roll-up (its own
+    effect keeps it)."""
+    effects = [spec for spec in fallback if not spec.payload.get("bundle")]
+    if failed_kind not in ("github.sync", "github.storm") and incident_kind != "storm":
+        effects.append(EffectSpec("github.sync"))
+    return effects
+
+
 def _told_instead(fallback: Sequence[EffectSpec]) -> str:
     if not fallback:
         return ""

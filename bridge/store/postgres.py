@@ -66,6 +66,7 @@ from bridge.store.base import (
     Storm,
     WatchedIssue,
     bundle_payload,
+    failure_effects,
     failure_text,
     late_text,
     recipient_of,
@@ -285,9 +286,9 @@ async def _record_failure(
     )
     await _save_incident(conn, incident, now, new=False)
     await _insert_events(conn, effect.incident_id, [event])
-    messages = [spec for spec in fallback if not spec.payload.get("bundle")]
-    if messages:
-        queued = Decision(outcome="updated", incident=incident, effects=messages)
+    queued_effects = failure_effects(effect.kind, incident.kind, fallback)
+    if queued_effects:
+        queued = Decision(outcome="updated", incident=incident, effects=queued_effects)
         await _insert_effects(conn, effect.incident_id, queued, now)
     for spec in fallback:
         if spec.payload.get("bundle"):

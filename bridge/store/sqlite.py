@@ -61,6 +61,7 @@ from bridge.store.base import (
     Storm,
     WatchedIssue,
     bundle_payload,
+    failure_effects,
     failure_text,
     late_text,
     recipient_of,
@@ -480,9 +481,9 @@ def _record_failure(
     at = codec.epoch(now)
     _save_incident(conn, incident, at, new=False)
     _insert_events(conn, effect.incident_id, [event])
-    messages = [spec for spec in fallback if not spec.payload.get("bundle")]
-    if messages:
-        queued = Decision(outcome="updated", incident=incident, effects=messages)
+    queued_effects = failure_effects(effect.kind, incident.kind, fallback)
+    if queued_effects:
+        queued = Decision(outcome="updated", incident=incident, effects=queued_effects)
         _insert_effects(conn, effect.incident_id, queued, at)
     for spec in fallback:
         if spec.payload.get("bundle"):

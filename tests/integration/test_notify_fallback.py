@@ -79,6 +79,22 @@ async def test_a_refused_email_is_sent_as_a_text_and_the_timeline_says_so(
     assert "+1555" not in failed
 
 
+async def test_a_failed_message_shows_in_the_issue_at_once(
+    harness: Harness, mailbox: Mailbox
+) -> None:
+    """A message failing for good is in the issue's timeline as soon as it is recorded, not
+    only at the incident's next change (the failure queues a sync), by name only."""
+    mailbox.refuse_rcpt["alice@example.com"] = "550 5.1.1 no such user"
+    await harness.post(payload("01_firing_single.json"))
+    for _ in range(3):
+        await harness.drain()  # the sync, the failing email, the sync it queued
+    [issue] = harness.issues()
+    body = issue.body or ""
+    assert "notify.email failed permanently" in body
+    assert "told instead: sms to Alice Ops" in body
+    assert "alice@example.com" not in body
+
+
 async def test_slack_refusing_for_good_emails_the_escalation_contacts(
     harness: Harness, mailbox: Mailbox, slack: FakeSlack
 ) -> None:

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from bridge.model import EffectSpec
 from bridge.notify.fallback import Contacts, fallback_for
 from bridge.notify.policy import Recipient
+from bridge.store.base import failure_effects
 
 ALICE = Recipient("Alice", "alice@example.com", "+15550001111")
 BOB = Recipient("Bob", "bob@example.com", None)
@@ -81,3 +83,27 @@ def test_the_fallback_keeps_the_event_and_names_the_person() -> None:
     assert spec.event_seq == 7
     assert spec.payload["name"] == "Alice"
     assert spec.payload["event"] == "opened"
+
+
+@pytest.mark.parametrize(
+    ("failed", "incident_kind", "expected"),
+    [
+        ("notify.email", "incident", ["notify.sms", "github.sync"]),
+        ("notify.slack", "maint", ["notify.sms", "github.sync"]),
+        ("github.comment", "incident", ["notify.sms", "github.sync"]),
+        ("github.pir", "incident", ["notify.sms", "github.sync"]),
+        ("github.sync", "incident", ["notify.sms"]),  # a sync after a failing sync fails again
+        ("github.storm", "storm", ["notify.sms"]),  # the roll-up's own effect keeps it
+        ("notify.email", "storm", ["notify.sms"]),
+    ],
+)
+def test_a_failure_queues_a_sync_so_the_issue_shows_it(
+    failed: str, incident_kind: str, expected: list[str]
+) -> None:
+    """What a permanent (or late) failure queues: the fallback messages (bundles take over
+    apart), then a sync, so the issue's timeline shows the failure at once."""
+    fallback = [
+        EffectSpec("notify.sms", {"to": "+15550001111"}),
+        EffectSpec("notify.email", {"to": "erin@example.com", "bundle": True}),
+    ]
+    assert [s.kind for s in failure_effects(failed, incident_kind, fallback)] == expected
