@@ -89,6 +89,39 @@ _SHUTDOWN_DRAIN_SECONDS = 7.0
 _POLL_STOP_SECONDS = 1.0
 
 
+class _Drain:
+    """Shutdown's one deadline. Every worker is told to stop at once when shutdown begins
+    (aiohttp's ``on_shutdown``, before it waits for in-flight requests), and each cleanup then
+    waits for its own worker only until the shared deadline: the drains overlap instead of
+    adding up, so a slow GitHub and a slow Slack still leave the process inside Kubernetes'
+    grace period (CONTRACT.md: exit within 10 s)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._deadline: float | None = None
+        self.stops: list[Callable[[], None]] = []
+        """What ``begin`` calls: each worker's ``stop`` (finish the work in hand, take no more)."""
+
+    async def begin(self, _app: web.Application) -> None:
+        self._deadline = asyncio.get_running_loop().time() + self._seconds
+        for stop in self.stops:
+            stop()
+
+    def left(self) -> float:
+        """Seconds until the deadline (the whole drain if shutdown has not begun: a cleanup
+        after a failed start)."""
+        if self._deadline is None:
+            return self._seconds
+        return max(0.0, self._deadline - asyncio.get_running_loop().time())
+
+    async def wait(self, task: asyncio.Task[None], timed_out: str) -> None:
+        """Wait for ``task`` until the deadline; past it, cancel it and log ``timed_out``."""
+        try:
+            await asyncio.wait_for(task, self.left())
+        except TimeoutError:
+            log.warning(timed_out)
+
+
 def load_rules(config: Config) -> Rules:
     """The operator's rules directory when configured, else the bundled rules."""
     return Rules.load(config.rules_dir) if config.rules_dir else Rules.bundled()
@@ -326,7 +359,7 @@ def _writer_gate(store: Store, clock: Clock, lease: timedelta) -> Gate:
 
 
 def _reconcile_ctx(
-    reconciler: Reconciler, run: bool
+    reconciler: Reconciler, run: bool, drain: _Drain
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Rounds against Alertmanager while serving; stopped before the store closes."""
 
@@ -335,10 +368,7 @@ def _reconcile_ctx(
         yield
         reconciler.stop()
         if task is not None:
-            try:
-                await asyncio.wait_for(task, _SHUTDOWN_DRAIN_SECONDS)
-            except TimeoutError:
-                log.warning("reconcile_stop_timeout")
+            await drain.wait(task, "reconcile_stop_timeout")
         await reconciler.close()
 
     return ctx
@@ -517,6 +547,8 @@ def create_app(
         services.exports_shared_gauges = lambda: outbox.is_writer
     retention = app[RETENTION] = Retention(store, clock, metrics, config.store.retention)
 
+    drain = _Drain(_SHUTDOWN_DRAIN_SECONDS)
+
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.open()
         log.info("store_opened", store=config.store.display)
@@ -532,10 +564,7 @@ def create_app(
         labels.cancel()
         outbox.stop()
         if worker is not None:
-            try:
-                await asyncio.wait_for(worker, _SHUTDOWN_DRAIN_SECONDS)
-            except TimeoutError:
-                log.warning("outbox_drain_timeout")
+            await drain.wait(worker, "outbox_drain_timeout")
         await outbox.release()
         with contextlib.suppress(asyncio.CancelledError):
             await labels
@@ -549,7 +578,7 @@ def create_app(
         for lane in lanes:
             lane.stop()
         if workers:
-            _done, pending = await asyncio.wait(workers, timeout=_SHUTDOWN_DRAIN_SECONDS)
+            _done, pending = await asyncio.wait(workers, timeout=drain.left())
             for worker in pending:
                 worker.cancel()
         for notifier in notifiers:
@@ -560,25 +589,29 @@ def create_app(
         yield
         retention.stop()
         if task is not None:
-            await task
+            await drain.wait(task, "retention_stop_timeout")
 
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(scheduler.run_forever()) if run_outbox else None
         yield
         scheduler.stop()  # before the store closes: no timer fires into a closed store
         if task is not None:
-            try:
-                await asyncio.wait_for(task, _SHUTDOWN_DRAIN_SECONDS)
-            except TimeoutError:
-                log.warning("scheduler_stop_timeout")
+            await drain.wait(task, "scheduler_stop_timeout")
 
+    # Shutdown stops every worker at once; each cleanup below waits only until one deadline.
+    drain.stops += [outbox.stop, *(lane.stop for lane in lanes), retention.stop, scheduler.stop]
+    if reconciler is not None:
+        drain.stops.append(reconciler.stop)
+    if poller is not None:
+        drain.stops.append(poller.stop)
+    app.on_shutdown.append(drain.begin)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(github_ctx)
     app.cleanup_ctx.append(notify_ctx)
     app.cleanup_ctx.append(retention_ctx)
     app.cleanup_ctx.append(scheduler_ctx)
     if reconciler is not None:
-        app.cleanup_ctx.append(_reconcile_ctx(reconciler, run_outbox))
+        app.cleanup_ctx.append(_reconcile_ctx(reconciler, run_outbox, drain))
     app.cleanup_ctx.append(
         _github_events_ctx(
             observer,

@@ -12,10 +12,12 @@ With a GitHub App the tracker mints the installation token itself, at the config
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import github
@@ -29,6 +31,39 @@ from bridge.effects import EffectError, retry_after_seconds
 from bridge.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+
+_T = TypeVar("_T")
+
+
+async def _off_loop(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``call`` on a daemon thread of its own: ``asyncio.to_thread``, except that the process
+    does not wait for the thread at exit. requests' timeouts bound each phase of a request (the
+    connect, each read), not the request: one GitHub (or a proxy) never finishes answering must
+    not hold the shutdown past its deadline once the outbox has given up on it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller gave up (cancelled)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = call(*args, **kwargs)
+        except BaseException as raised:  # everything goes to the awaiting coroutine
+            error = raised
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name="github-request", daemon=True).start()
+    return await future
+
 
 DRY_RUN_REPOSITORY = "(dry-run)"
 
@@ -475,7 +510,7 @@ class PyGithubTracker:
                 requester.close()
 
         try:
-            data = await asyncio.to_thread(post)
+            data = await _off_loop(post)
         except GithubException as error:
             self._metrics.github_requests.labels("mint_token", str(error.status)).inc()
             failure = classify_github_exception(error, self._clock().timestamp())
@@ -517,7 +552,7 @@ class PyGithubTracker:
                     # Renewed ahead of time, so the current token still has minutes left.
             mutating = verb == "POST"  # creates are the calls that must not happen twice
             try:
-                headers, data = await asyncio.to_thread(
+                headers, data = await _off_loop(
                     self._gh.requester.requestJsonAndCheck, verb, path, **kwargs
                 )
             except GithubException as error:
@@ -709,7 +744,7 @@ class PyGithubTracker:
                 requester.close()
 
         try:
-            data = await asyncio.to_thread(get)
+            data = await _off_loop(get)
         except GithubException as error:
             self._metrics.github_requests.labels("get_app", str(error.status)).inc()
             raise classify_github_exception(error, now) from None

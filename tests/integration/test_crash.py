@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 
 from fakes.github import FakeGitHub
-from support import REPO, TOKEN, current_payload, eventually
+from fakes.slack import FakeSlack
+from support import REPO, SLACK_TOKEN, TOKEN, current_payload, eventually, slack_config
 
 
 def free_port() -> int:
@@ -29,7 +30,7 @@ def free_port() -> int:
 class BridgeProcess:
     """``incident-bridge serve`` in a child process, restartable on the same store."""
 
-    def __init__(self, tmp_path: Path, github: FakeGitHub) -> None:
+    def __init__(self, tmp_path: Path, github: FakeGitHub, extra: str = "") -> None:
         self.port = free_port()
         self.config = tmp_path / "bridge.yaml"
         self.config.write_text(
@@ -39,7 +40,7 @@ class BridgeProcess:
             f"  api_url: {github.base_url}\n"
             f"  repository: {REPO}\n"
             f"  token: {TOKEN}\n"
-            "  timeout: 5s\n"
+            "  timeout: 5s\n" + extra
         )
         self.log = tmp_path / "bridge.log"
         self.process: asyncio.subprocess.Process | None = None
@@ -167,3 +168,27 @@ async def test_sigterm_with_github_slow_exits_within_10_seconds(
 
     await eventually(recorded, "the issue is recorded after the restart")
     assert len(github.issues(REPO)) == 1
+
+
+async def test_sigterm_with_github_and_slack_slow_exits_within_10_seconds(
+    tmp_path: Path, github: FakeGitHub, slack: FakeSlack
+) -> None:
+    """GitHub and Slack both hang (each request answered after 30 s, the bridge gives up after
+    5): every worker is told to stop when SIGTERM comes, so the GitHub outbox starts nothing
+    new while the Slack lane drains, and the drains overlap — exit 0 within 10 s."""
+    slow_github = github.inject("*", r".*", 0, delay=30, times=100)
+    slow_slack = slack.inject("POST", r"chat\.postMessage", 0, delay=30, times=100)
+    bridge = BridgeProcess(tmp_path, github, slack_config(slack.base_url, SLACK_TOKEN))
+    try:
+        await bridge.start()
+        for name in ("13_critical_list_service_unavailable.json", "01_firing_single.json"):
+            assert await bridge.post(current_payload(name)) == 200
+        await eventually(lambda: slow_github.hits and slow_slack.hits, "both calls in flight")
+        assert bridge.process is not None
+        started = time.monotonic()
+        bridge.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(bridge.process.wait(), 20)
+        assert bridge.process.returncode == 0
+        assert time.monotonic() - started < 10
+    finally:
+        await bridge.stop()
