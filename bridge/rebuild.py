@@ -161,7 +161,10 @@ async def _page(
     delay = 1.0
     for attempt in range(1, _MAX_ATTEMPTS + 1):
         try:
-            return await tracker.list_issues(page)
+            # Oldest first: a group's incidents come back in the order they were opened, so
+            # the store's latest incident of a key (the highest id) is its newest again — and
+            # issues opened while the rebuild pages through are appended, never skipped.
+            return await tracker.list_issues(page, oldest_first=True)
         except GitHubError as error:
             if not error.retryable or attempt == _MAX_ATTEMPTS:
                 raise

@@ -189,9 +189,9 @@ class IssueTracker(Protocol):
     async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
         """Whether a comment carrying ``marker`` was posted on the issue since ``since``."""
 
-    async def list_issues(self, page: int) -> IssuePage:
-        """One page (100, newest first) of the repository's ``incident-bridge`` issues, open
-        and closed (list API; pull requests left out)."""
+    async def list_issues(self, page: int, *, oldest_first: bool = False) -> IssuePage:
+        """One page (100, newest first, or oldest first) of the repository's
+        ``incident-bridge`` issues, open and closed (list API; pull requests left out)."""
 
     async def whoami(self) -> str | None:
         """The login the bridge acts as on GitHub: the token's account (``GET /user``) or, for
@@ -671,7 +671,7 @@ class PyGithubTracker:
                 break
         return None
 
-    async def list_issues(self, page: int) -> IssuePage:
+    async def list_issues(self, page: int, *, oldest_first: bool = False) -> IssuePage:
         _, data = await self._request(
             "list_issues",
             "GET",
@@ -680,7 +680,7 @@ class PyGithubTracker:
                 "labels": "incident-bridge",
                 "state": "all",
                 "sort": "created",
-                "direction": "desc",
+                "direction": "asc" if oldest_first else "desc",
                 "per_page": 100,
                 "page": page,
             },
@@ -867,7 +867,7 @@ class DryRunTracker:
     async def find_comment(self, number: int, marker: str, since: datetime) -> bool:
         return False
 
-    async def list_issues(self, page: int) -> IssuePage:
+    async def list_issues(self, page: int, *, oldest_first: bool = False) -> IssuePage:
         return IssuePage(issues=[], last=True)  # nothing was ever created
 
     async def whoami(self) -> str | None:

@@ -129,6 +129,38 @@ async def test_a_deleted_store_comes_back_from_the_issues(harness: Harness) -> N
     assert (await harness.post(fresh))[1]["incident"] == "INC-004"
 
 
+async def test_a_group_meets_its_newest_incident_after_rebuild(harness: Harness) -> None:
+    """A group fired, resolved, and fired again two days later (past the reopen window: a new
+    incident with an issue of its own). Rebuilt, the group's next notification is the newest
+    incident's — its resolution closes INC-002 — not a no-op on the older INC-001 (the issues
+    are restored oldest first, as the incidents were opened)."""
+    assert (await harness.post(payload("01_firing_single.json")))[0] == 200
+    await harness.drain()
+    assert (await harness.post(payload("03_resolved_single.json")))[0] == 200
+    await harness.drain()
+    harness.clock.advance(2 * 86_400)
+    again = payload("01_firing_single.json")
+    again["alerts"][0]["startsAt"] = "2026-11-28T21:00:00Z"
+    status, answer = await harness.post(again)
+    assert (status, answer["incident"]) == (200, "INC-002")
+    await harness.drain()
+
+    await harness.stop()
+    delete_store(harness)
+    report = await run_rebuild(harness)
+    assert report.restored == ["INC-001", "INC-002"]  # oldest first
+    await harness.start()
+
+    resolved = payload("03_resolved_single.json")
+    resolved["alerts"][0]["startsAt"] = "2026-11-28T21:00:00Z"
+    resolved["alerts"][0]["endsAt"] = "2026-11-28T21:50:00Z"
+    harness.clock.advance(3600)
+    status, answer = await harness.post(resolved)
+    assert (status, answer["outcome"], answer["incident"]) == (200, "resolved", "INC-002")
+    states = {i["id"]: i["state"] for i in await harness.incidents()}
+    assert states == {"INC-001": "resolved", "INC-002": "resolved"}
+
+
 async def test_rebuild_is_idempotent(harness: Harness) -> None:
     """Run twice, the second run finds everything present and changes nothing."""
     await a_life(harness)
