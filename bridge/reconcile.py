@@ -16,6 +16,9 @@ webhook takes — so two rounds (or two replicas) deciding the same thing change
   have the alert) and only when the incident last changed at least ``group_wait`` before the
   round began (a webhook that opened it while the peers were being read is not contradicted by
   an answer older than it). A silenced group never sends a resolution: this is how it resolves.
+  An incident whose notifications left alerts out (``truncatedAlerts``) resolves so only once
+  no peer lists its group (receiver and group labels) at all: the alerts it never saw could
+  still fire while the group is there.
   As with a resolution by webhook it is a flip (bridge/flapping.py), and a flapping incident
   is not closed but waits, its alerts resolved, until quiet for the flap window.
 * **Silenced**: every firing alert that is present is suppressed with a non-empty
@@ -81,14 +84,17 @@ class Observation:
     present: frozenset[str]  # fingerprints some peer lists, in any state
     # fingerprint → the silences suppressing it on some peer (only silenced alerts are keys)
     silences: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    groups: frozenset[str] = frozenset()  # the groups some peer lists (``_group_id``)
 
 
 def observe(answers: Sequence[PeerGroups], at: datetime) -> Observation:
     """Merge the peers' answers (those that failed count only as making it incomplete)."""
     present: set[str] = set()
     silences: dict[str, set[str]] = {}
+    groups: set[str] = set()
     for answer in answers:
         for group in answer.groups or ():
+            groups.add(_group_id(group.receiver, group.labels))
             for alert in group.alerts:
                 present.add(alert.fingerprint)
                 if alert.suppressed and alert.silenced_by:
@@ -98,6 +104,7 @@ def observe(answers: Sequence[PeerGroups], at: datetime) -> Observation:
         complete=all(answer.groups is not None for answer in answers),
         present=frozenset(present),
         silences={fp: frozenset(ids) for fp, ids in silences.items()},
+        groups=frozenset(groups),
     )
 
 
@@ -209,9 +216,13 @@ def reconcile_step(
             return unchanged  # nothing the peers could contradict (e.g. a flapping close)
         present = [fp for fp in firing if fp in observation.present]
         if not present:
-            if current.truncated_alerts > 0:
+            group = _group_id(current.receiver, current.group_labels)
+            if current.truncated_alerts > 0 and group in observation.groups:
                 # Alertmanager left some of the group's alerts out of its notifications: the
-                # bridge does not know them all, so "none of its alerts" cannot be said.
+                # bridge does not know them all, so while the group is on a peer, "none of its
+                # alerts" cannot be said. Once no peer lists the group, none of them fires
+                # (its last notification, which may have left out the last resolutions, was
+                # the group's last).
                 return unchanged
             settled = _last_change(current) <= observation.at - group_wait
             return _resolve(current, now, flap) if observation.complete and settled else unchanged
@@ -245,8 +256,9 @@ class MissedGroup:
         return self.alerts[0].starts_at
 
 
-def _group_id(group: AlertGroup) -> str:
-    return json.dumps([group.receiver, sorted(group.labels.items())], separators=(",", ":"))
+def _group_id(receiver: str, labels: Mapping[str, str]) -> str:
+    """A group as Alertmanager's API and its notifications both name it: receiver and labels."""
+    return json.dumps([receiver, sorted(labels.items())], separators=(",", ":"))
 
 
 def missed_groups(
@@ -266,7 +278,9 @@ def missed_groups(
         for group in answer.groups or ():
             if receivers is not None and group.receiver not in receivers:
                 continue  # another tool's route, or a `null` receiver: not ours to miss
-            entry = merged.setdefault(_group_id(group), (group, answer.peer, {}, set()))
+            entry = merged.setdefault(
+                _group_id(group.receiver, group.labels), (group, answer.peer, {}, set())
+            )
             _first, _peer, active, every = entry
             for alert in group.alerts:
                 if alert.labels.get("alertname") == heartbeat_alertname:

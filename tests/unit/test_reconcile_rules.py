@@ -137,6 +137,7 @@ def test_observation_merges_the_peers_that_answered() -> None:
         complete=False,
         present=frozenset({"a1", "a2"}),
         silences={"a2": frozenset({"s1", "s2"})},
+        groups=frozenset({'["r",[["alertname","HighCPU"]]]'}),
     )
     assert observe([peer(listed("a1"))], ROUND).complete
 
@@ -277,14 +278,30 @@ def test_gone_from_every_peer_resolves_by_reconciliation() -> None:
     assert incident.alerts["a1"].status == "firing"
 
 
-def test_a_group_whose_notifications_left_alerts_out_is_never_resolved_by_absence() -> None:
+@pytest.mark.parametrize(
+    ("answers", "outcome"),
+    [
+        # The group is still listed (with alerts the bridge never saw): they may still fire.
+        ([peer(listed("zz")), peer(name="am-1")], "unchanged"),
+        ([peer(), peer(listed("zz"), name="am-1")], "unchanged"),
+        # Listed by no peer: the group is gone, and with it every alert it had.
+        ([peer(), peer(name="am-1")], "reconciled"),
+        ([peer(listed("zz"), labels={"alertname": "Other"}), peer(name="am-1")], "reconciled"),
+        # ... but only when every peer answered.
+        ([peer(), down()], "unchanged"),
+    ],
+    ids=["on one peer", "on the other", "gone", "only other groups", "a peer down"],
+)
+def test_a_group_whose_notifications_left_alerts_out_resolves_only_once_it_is_gone(
+    answers: list[PeerGroups], outcome: str
+) -> None:
     """With ``truncatedAlerts`` > 0 the bridge does not know every alert of the group: its
-    known ones gone from every peer says nothing of the rest (CONTRACT.md)."""
+    known ones gone from every peer says nothing of the rest while a peer still lists the group
+    (CONTRACT.md). Once no peer lists the group at all, its last notification — which may have
+    left the last resolutions out — was its last: resolved by reconciliation."""
     incident = opened("a1", "a2")
     incident.truncated_alerts = 40
-    decision = decide(incident, peer(), peer(name="am-1"))
-    assert decision.outcome == "unchanged"
-    assert not decision.changed
+    assert decide(incident, *answers).outcome == outcome
 
 
 def test_a_silenced_incident_resolves_when_its_alerts_are_gone() -> None:
