@@ -1,9 +1,9 @@
 """``POST /api/v1/alerts``: the Alertmanager webhook.
 
 200 only after the notification is durably stored. 400 for anything that is not an Alertmanager
-v4 webhook, 401 for a missing or wrong bearer token, 413 above ``webhook.max_body_bytes``, 503 when
-the store cannot take it (Alertmanager retries 5xx, never 4xx). Every answer is counted by code and
-logged once.
+v4 webhook (a body that cannot be decoded included), 401 for a missing or wrong bearer token,
+413 above ``webhook.max_body_bytes``, 503 when the store cannot take it (Alertmanager retries
+5xx, never 4xx). Every answer is counted by code and logged once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bridge.alertmanager import WebhookError, parse_webhook
 from bridge.store import codec
 from bridge.store.base import StoreUnavailable
 from bridge.web.auth import bearer_ok
-from bridge.web.body import read_within
+from bridge.web.body import BodyError, read_within
 from bridge.web.services import Services, services
 
 log = structlog.get_logger(__name__)
@@ -40,10 +40,10 @@ async def receive_alerts(request: web.Request) -> web.Response:
     token = svc.config.webhook.bearer_token
     if token is not None and not bearer_ok(request, token.get()):
         return _answer(svc, 401, started, {"error": "missing or wrong bearer token"})
-    limit = svc.config.webhook.max_body_bytes
-    body = await read_within(request, limit)
-    if body is None:
-        return _answer(svc, 413, started, {"error": f"body larger than {limit} bytes"})
+    try:
+        body = await read_within(request, svc.config.webhook.max_body_bytes)
+    except BodyError as refused:
+        return _answer(svc, refused.status, started, {"error": refused.error}, reason=refused.error)
     try:
         notification = parse_webhook(body)
     except WebhookError as error:

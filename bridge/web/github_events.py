@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from bridge.github.observe import IssueObserver, Result
 from bridge.store.base import StoreUnavailable
-from bridge.web.body import read_within
+from bridge.web.body import BodyError, read_within
 from bridge.web.services import Services, services
 
 log = structlog.get_logger(__name__)
@@ -161,10 +161,10 @@ async def receive_github_event(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": "no github.webhook_secret configured; the bridge polls GitHub"}, status=404
         )
-    limit = svc.config.webhook.max_body_bytes
-    body = await read_within(request, limit)
-    if body is None:
-        return _answer(svc, kind, 413, "malformed", {"error": f"body larger than {limit} bytes"})
+    try:
+        body = await read_within(request, svc.config.webhook.max_body_bytes)
+    except BodyError as refused:
+        return _answer(svc, kind, refused.status, "malformed", {"error": refused.error})
     if not signature_ok(secret.get(), body, request.headers.get("X-Hub-Signature-256")):
         return _answer(
             svc, kind, 401, "bad_signature", {"error": "missing or wrong X-Hub-Signature-256"}

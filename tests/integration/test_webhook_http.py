@@ -109,6 +109,26 @@ async def test_rejections_are_counted_by_code(harness: Harness) -> None:
     assert 'incident_bridge_webhooks_total{code="503"} 0.0' in text
 
 
+async def test_a_body_that_cannot_be_decoded_is_a_counted_400(harness: Harness) -> None:
+    """A body declared gzip that is not: 400 (never a 500), counted and logged like every
+    rejection, naming only the encoding."""
+    response = await harness.http.post(
+        "/api/v1/alerts",
+        data=b"not gzip at all",
+        # aiohttp drops the connection after a body it could not decode: not reused.
+        headers={
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "Connection": "close",
+        },
+    )
+    assert response.status == 400
+    assert (await response.json())["error"] == "body could not be read (Content-Encoding: gzip)"
+    text = await metric(harness, "incident_bridge_webhooks_total")
+    assert 'incident_bridge_webhooks_total{code="400"} 1.0' in text
+    assert 'incident_bridge_webhooks_total{code="500"}' not in text
+
+
 @pytest.fixture
 async def guarded(tmp_path: Path, github: FakeGitHub, clock: FakeClock) -> Any:
     extra = "webhook:\n  bearer_token: s3cret-webhook-token\n  max_body_bytes: 4096\n"
