@@ -15,22 +15,26 @@ from bridge.engine import NotificationOutcome
 from bridge.model import EffectKind, Priority
 
 WEBHOOK_CODES = ("200", "400", "401", "413", "415", "503")
-GITHUB_OPERATIONS = (
-    "create_issue",
-    "edit_issue",
-    "get_issue",
-    "add_label",
-    "remove_label",
-    "create_comment",
-    "list_labels",
-    "create_label",
-    "get_user",
-    "list_issues",
-    "list_comments",
-    "get_app",
-    "list_events",
-    "list_open_incidents",
-)
+# Every GitHub operation with the statuses it answers when it works (a POST 201, a conditional
+# read 304 too); each also has "error" (no answer), and those behind the rate-limit window
+# "deferred" (not sent). Other statuses (4xx, 5xx) appear when they happen.
+GITHUB_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "create_issue": ("201", "error", "deferred"),
+    "edit_issue": ("200", "error", "deferred"),
+    "get_issue": ("200", "304", "error", "deferred"),
+    "add_label": ("201", "error", "deferred"),
+    "remove_label": ("200", "error", "deferred"),
+    "create_comment": ("201", "error", "deferred"),
+    "list_labels": ("200", "error", "deferred"),
+    "create_label": ("201", "error", "deferred"),
+    "get_user": ("200", "error", "deferred"),
+    "list_issues": ("200", "error", "deferred"),
+    "list_comments": ("200", "error", "deferred"),
+    "list_events": ("200", "error", "deferred"),
+    "list_open_incidents": ("200", "304", "error", "deferred"),
+    "get_app": ("200", "error"),  # the App's own JWT: not the token's window
+    "mint_token": ("201", "error"),
+}
 # POST /api/v1/github/events (bridge/web/github_events.py): the deliveries by event and result.
 GITHUB_EVENT_KINDS = ("issues", "issue_comment", "ping", "other")
 GITHUB_EVENT_RESULTS = (
@@ -291,6 +295,9 @@ class Metrics:
             self.reconcile_actions.labels(action=action)
         for code in WEBHOOK_CODES:
             self.webhooks.labels(code=code)
+        for operation, statuses in GITHUB_OPERATIONS.items():
+            for status in statuses:
+                self.github_requests.labels(operation=operation, status=status)
         for outcome in INGEST_OUTCOMES:
             self.notifications.labels(outcome=outcome)
         for priority in Priority:

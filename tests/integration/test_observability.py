@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge.clock import FakeClock
+from bridge.metrics import GITHUB_OPERATIONS
 from fakes.github import FakeGitHub
 from support import TOKEN, Harness, github_config, payload
 
@@ -103,6 +105,9 @@ EXPECTED_SERIES = (
     "incident_bridge_outbox_failed",
     "incident_bridge_outbox_oldest_pending_age_seconds",
     'incident_bridge_effect_latency_seconds_bucket{kind="github.sync"',
+    'incident_bridge_github_requests_total{operation="create_issue",status="201"} 0.0',
+    'incident_bridge_github_requests_total{operation="get_issue",status="304"} 0.0',
+    'incident_bridge_github_requests_total{operation="create_comment",status="error"} 0.0',
 )
 
 
@@ -133,3 +138,6 @@ async def test_metrics_pass_promtool(harness: Harness) -> None:
     out, _ = await asyncio.wait_for(check.communicate(text.encode()), 30)
     assert check.returncode == 0, out.decode()
     assert out.decode().strip() == "", out.decode()
+    # Every GitHub operation the bridge made is one whose series exist from start-up.
+    made = set(re.findall(r'incident_bridge_github_requests_total\{operation="(\w+)"', text))
+    assert made <= set(GITHUB_OPERATIONS), made - set(GITHUB_OPERATIONS)
