@@ -292,6 +292,15 @@ class _Model(BaseModel):
         for name, value in super().__repr_args__():
             if isinstance(value, str) and "://" in value:
                 yield name, _redact_url(value)
+            elif isinstance(value, tuple | list) and any(
+                isinstance(item, str) and "://" in item for item in value
+            ):  # Alertmanager's peers: a list of URLs, each of which may carry a password
+                yield (
+                    name,
+                    type(value)(
+                        _redact_url(item) if isinstance(item, str) else item for item in value
+                    ),
+                )
             else:
                 yield name, value
 

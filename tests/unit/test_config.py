@@ -684,6 +684,27 @@ def test_password_in_store_url_is_redacted(tmp_path: Path) -> None:
         assert "pg-s3cr3t" not in text
 
 
+def test_passwords_in_alertmanager_peer_urls_are_redacted(tmp_path: Path) -> None:
+    """Peers given as a list of URLs with credentials: no password in repr, str or dumps."""
+    path = write(
+        tmp_path,
+        "alertmanager:\n  urls: ['http://u:am-s3cr3t@am-0:9093', 'http://am-1:9093']\n",
+    )
+    config = load_config(path, {})
+    assert config.alertmanager is not None
+    assert config.alertmanager.urls[0] == "http://u:am-s3cr3t@am-0:9093"  # what it connects with
+    for text in (
+        repr(config),
+        str(config),
+        repr(config.alertmanager),
+        str(config.alertmanager),
+        config.model_dump_json(),
+        str(describe(config)),
+    ):
+        assert "am-s3cr3t" not in text, text
+        assert "am-0:9093" in text
+
+
 @pytest.mark.parametrize(
     ("text", "leaked"),
     [
