@@ -242,8 +242,11 @@ def classify(error: BaseException, method: str) -> SlackCallError:
     status and Slack's error code; never the token or the request."""
     if isinstance(error, SlackApiError):
         response = error.response
-        status = response.status_code
-        data = response.data if isinstance(response.data, dict) else {}
+        # slack_sdk's response; or, when the body was not the JSON it claimed to be (a proxy's
+        # error page), aiohttp's raw one, which has ``status`` and no ``data``.
+        status = int(getattr(response, "status_code", 0) or getattr(response, "status", 0))
+        data = getattr(response, "data", None)
+        data = data if isinstance(data, dict) else {}
         code = str(data.get("error") or "")
         text = f"Slack {method}: HTTP {status} {code or '(no error code)'}"
         if status == 429 or code == "ratelimited":
@@ -252,7 +255,7 @@ def classify(error: BaseException, method: str) -> SlackCallError:
                 code=code,
                 retryable=True,
                 status=status,
-                retry_after=_retry_after(response.headers),
+                retry_after=_retry_after(getattr(response, "headers", None)),
             )
         if code in _PERMANENT_ERRORS:
             return SlackCallError(text, code=code, retryable=False, status=status)

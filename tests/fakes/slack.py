@@ -164,10 +164,14 @@ class SlackFault(Fault):
 
     def response(self) -> web.Response:
         """The response to send in place of the real one: ``body`` as JSON (a dict) or as an
-        HTML page (a str); by default Slack's error shape for the status."""
+        HTML page (a str; a ``Content-Type`` in ``headers`` labels it otherwise, as a proxy
+        that answers an HTML error page as JSON does); by default Slack's error shape for the
+        status."""
         if isinstance(self.body, str):
+            headers = dict(self.headers)
+            content_type = headers.pop("Content-Type", "text/html")
             return web.Response(
-                status=self.status, text=self.body, content_type="text/html", headers=self.headers
+                status=self.status, text=self.body, content_type=content_type, headers=headers
             )
         body = self.body
         if body is None:

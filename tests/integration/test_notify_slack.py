@@ -265,6 +265,29 @@ def slack_effects(harness: Harness) -> list[tuple[str, int, int, str | None]]:
     return [(str(s), int(a), int(u), e) for s, a, u, e in rows]
 
 
+async def test_an_error_page_labelled_json_is_a_retryable_5xx(
+    harness: Harness, slack: FakeSlack
+) -> None:
+    """A proxy in front of Slack answers 502 with an HTML page labelled JSON: classified as
+    Slack's 5xx (retried, then posted), not a crash of the classifier."""
+    slack.inject(
+        "POST",
+        r"chat\.postMessage$",
+        502,
+        body="<html>Bad gateway</html>",
+        headers={"Content-Type": "application/json"},
+    )
+    await harness.post(payload("04_group_of_3_firing.json"))
+    await harness.drain()
+    [(state, attempts, unknown, error)] = slack_effects(harness)
+    assert (state, attempts, unknown) == ("pending", 1, 0)
+    assert error == "Slack chat.postMessage: HTTP 502 (no error code)"
+    harness.clock.advance(600)
+    await harness.drain()
+    assert [s for s, *_ in slack_effects(harness)] == ["done"]
+    assert len(slack.messages(SLACK_CHANNEL)) == 1
+
+
 async def test_a_connection_dropped_after_slack_posted_is_repeated_at_least_once(
     harness: Harness, slack: FakeSlack
 ) -> None:
