@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from bridge.engine import Decision
 from bridge.model import Incident, Priority, TimelineEvent
+from bridge.text import one_line
 
 UNKNOWN_SERVICE = "unknown"
 SERVICE_LABELS = ("service", "job")  # the first one an alert has names its service
@@ -44,7 +45,8 @@ def services_of(incident: Incident) -> tuple[str, ...]:
     found: set[str] = set()
     for alert in incident.alerts.values():
         for name in SERVICE_LABELS:
-            value = " ".join(alert.labels.get(name, "").split())
+            raw = alert.labels.get(name, "")
+            value = one_line(raw, len(raw) + 1)  # one line, no control or bidi characters
             if value:
                 found.add(value[:_SERVICE_CHARS])
                 break

@@ -10,6 +10,7 @@ fits a phone (tables scroll sideways, charts scale to the width).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from bridge.report import (
     target_seconds,
 )
 from bridge.rules import Target
+from bridge.text import one_line
 
 Tone = Literal["ok", "bad", "none"]
 
@@ -72,7 +74,8 @@ def percent(share: float | None) -> str:
     """``99.86%`` — cut, not rounded, so a miss never shows as the target; ``—`` for none."""
     if share is None:
         return "—"
-    return f"{int(share * 10000) / 100:.2f}%"
+    # The epsilon: 57 of 100 is 0.57, whose float times 10,000 is 5,699.999…, not 5,700.
+    return f"{math.floor(share * 10000 + 1e-6) / 100:.2f}%"
 
 
 def verdict(ok: bool | None) -> str:
@@ -126,9 +129,9 @@ def _compliance_ok(c: Compliance) -> bool | None:
 
 
 def _cut(text: str, limit: int = 200) -> str:
-    """Alert text for the page: one line, at most ``limit`` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """Alert text for the page: one line, at most ``limit`` characters, without control or
+    bidi characters (a right-to-left override would reorder the rest of the line)."""
+    return one_line(text, limit)
 
 
 def _groups(group: NoisyGroup) -> str:

@@ -639,7 +639,17 @@ def test_human_durations(value: float | None, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("share", "text"),
-    [(None, "—"), (1.0, "100.00%"), (0.99999, "99.99%"), (0.998999, "99.89%"), (0.0, "0.00%")],
+    [
+        (None, "—"),
+        (1.0, "100.00%"),
+        (0.99999, "99.99%"),
+        (0.998999, "99.89%"),
+        (0.0, "0.00%"),
+        (57 / 100, "57.00%"),  # 0.57 times 10,000 is 5,699.999… in floating point
+        (69 / 100, "69.00%"),
+        (43 / 125, "34.40%"),
+        (2 / 3, "66.66%"),
+    ],
 )
 def test_percentages_are_cut_so_a_miss_never_shows_as_the_target(
     share: float | None, text: str
@@ -702,6 +712,20 @@ def test_hostile_alert_text_is_inert_in_both_formats() -> None:
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| @\u2060oncall" in markdown
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | @oncall &lt;/svg&gt;&lt;img" in page
     assert page.count("<svg") == page.count("</svg>") == 3
+
+
+def test_control_and_bidi_characters_never_reach_the_page() -> None:
+    """A service label or summary carrying a right-to-left override, NUL or ESC: left out of
+    both formats (an override would reorder the rest of a line or an SVG label)."""
+    w = World(at(11, 3, 12))
+    evil = "pay\u202ements\x00\x1b[31m"
+    snapshot = alert("x", at(11, 3, 12), priority="P0", service=evil)
+    w.notify("g", dataclasses.replace(snapshot, annotations={"summary": f"down {evil}"}))
+    report = build(w.history(), SINCE, UNTIL, TARGETS)
+    for text in (render_markdown(report), render_html(report)):
+        for invisible in ("\u202e", "\x00", "\x1b"):
+            assert invisible not in text
+        assert "payments" in text
 
 
 def test_bar_charts_clamp_their_bars_and_escape_their_labels() -> None:
