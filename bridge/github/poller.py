@@ -66,24 +66,35 @@ class _Target:
     urgent: bool
 
 
-def _latest(
+def _latest(events: Sequence[IssueEvent], kind: str, since: datetime) -> IssueEvent | None:
+    """The newest ``kind`` event since ``since`` (who closed or reopened the issue last)."""
+    for event in reversed(events):
+        if event.event == kind and (event.created_at is None or event.created_at >= since):
+            return event
+    return None
+
+
+def _first(
     events: Sequence[IssueEvent],
     kind: str,
     since: datetime,
+    by: Callable[[IssueEvent], bool],
     *,
     label: str | None = None,
     assignees: Sequence[str] = (),
 ) -> IssueEvent | None:
-    """The newest ``kind`` event since ``since`` (for a label or one of the assignees)."""
+    """The earliest ``kind`` event since ``since`` (for a label, or one of the assignees) that
+    ``by`` accepts (a person's doing): the first acknowledgement wins."""
     wanted = {a.lower() for a in assignees}
-    for event in reversed(events):
+    for event in events:  # oldest first
         if event.event != kind or (event.created_at is not None and event.created_at < since):
             continue
         if label is not None and (event.label or "").lower() != label:
             continue
         if wanted and (event.assignee or "").lower() not in wanted:
             continue
-        return event
+        if by(event):
+            return event
     return None
 
 
@@ -280,30 +291,33 @@ class Poller:
         needs_ack = incident.acknowledged_at is None
         identify = "identified" in labels and not ack.identified_in_episode(timeline)
         candidates: list[tuple[datetime, str, ack.AckVia]] = []  # (when, who, via)
+
+        def by_person(event: IssueEvent) -> bool:
+            return bool(event.actor) and person(event.actor, event.actor_type)
+
         if needs_ack and remote.assignees:
-            assigned = _latest(await issue_events(), "assigned", start, assignees=remote.assignees)
-            if (
-                assigned is not None
-                and assigned.assignee
-                and person(assigned.actor, assigned.actor_type)
-                and person(assigned.assignee)
-            ):
+            assigned = _first(
+                await issue_events(),
+                "assigned",
+                start,
+                lambda e: by_person(e) and bool(e.assignee) and person(e.assignee),
+                assignees=remote.assignees,
+            )
+            if assigned is not None and assigned.assignee:
                 candidates.append(
                     (assigned.created_at or self._clock(), assigned.assignee, "assigned")
                 )
         if needs_ack and "acknowledged" in labels and "acknowledged" not in record.labels:
-            labelled = _latest(await issue_events(), "labeled", start, label="acknowledged")
-            if (
-                labelled is not None
-                and labelled.actor
-                and person(labelled.actor, labelled.actor_type)
-            ):
+            labelled = _first(
+                await issue_events(), "labeled", start, by_person, label="acknowledged"
+            )
+            if labelled is not None and labelled.actor:
                 candidates.append((labelled.created_at or self._clock(), labelled.actor, "label"))
         identified: IssueEvent | None = None
         if identify:
-            identified = _latest(await issue_events(), "labeled", start, label="identified")
-            if identified is None or not person(identified.actor, identified.actor_type):
-                identified = None
+            identified = _first(
+                await issue_events(), "labeled", start, by_person, label="identified"
+            )
         if needs_ack and remote.comments:
             for comment in await self._tracker.list_comments(remote.number, start):
                 at = comment.created_at or self._clock()

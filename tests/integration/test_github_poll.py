@@ -107,6 +107,22 @@ async def test_an_assignment_is_seen_by_a_conditional_read(harness: Harness) -> 
     assert "acknowledged" in harness.github.label_names(REPO, issue.number)
 
 
+async def test_the_first_assignment_between_two_polls_acknowledges(harness: Harness) -> None:
+    """Alice assigns herself, then Bob is assigned as well, both before the next round: the
+    first acknowledgement wins — Alice's, at her assignment's time, not the latest one."""
+    issue = await opened(harness)
+    harness.clock.advance(timedelta(seconds=10))
+    first = harness.clock()
+    harness.github.human_assign(REPO, issue.number, "alice", login="alice")
+    harness.clock.advance(timedelta(seconds=40))
+    harness.github.human_assign(REPO, issue.number, "bob", login="lead")
+
+    await turn(harness)
+
+    found = await row(harness, issue)
+    assert (found["acknowledged_by"], found["acknowledged_at"]) == ("alice", first.isoformat())
+
+
 async def test_unchanged_issues_answer_304_and_cost_no_rate_limit(harness: Harness) -> None:
     """Rounds over unchanged issues are 304s: GitHub's rate limit is not charged for them."""
     await opened(harness)
