@@ -437,6 +437,10 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
     same_episode = not merged.fired
     if same_episode:
         resume_episode(incident, top, now, policy)
+        if incident.priority != current.priority:  # it rose: told what the new one adds
+            same: dict[str, object] = {"raised_from": str(current.priority)}
+        else:
+            same = {}
     else:
         episode_start = min(a.starts_at for a in merged.fired + merged.revived)
         reopen_episode(incident, top.priority, top.rule, episode_start, now, policy)
@@ -448,7 +452,7 @@ def _reopen(current: Incident, merged: _Merge, now: datetime, policy: Policy) ->
         f"Reopened as {incident.priority}: "
         + (SAME_EPISODE if same_episode else "alerts fire again"),
         priority=str(incident.priority),
-        **({"why": SAME_EPISODE, "episode": "same"} if same_episode else {}),
+        **({"why": SAME_EPISODE, "episode": "same", **same} if same_episode else {}),
     )
     if incident.kind == "incident":
         # A reopening is a flip. Flapping is counted afresh: an incident closed by hand while

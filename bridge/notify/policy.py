@@ -81,8 +81,13 @@ def _stakeholder_channels(event: TimelineEvent, priority: Priority, audience: Au
     wanted = set(audience.channels[priority])
     if event.kind == "reopened" and event.data.get("episode") == "same":
         # The same episode resumed (alerts resolved by absence fire again): not news as of an
-        # opening. Those sent the all-clear by email hear by email that it is not over.
-        return wanted & {"email"}
+        # opening. Those sent the all-clear by email hear by email that it is not over — and
+        # if it resumed at a higher priority, what that priority adds (P2 → P0: the SMS).
+        told = wanted & {"email"}
+        raised_from = event.data.get("raised_from")
+        if isinstance(raised_from, str):
+            told |= wanted - audience.channels[Priority(raised_from)]
+        return told
     if event.kind in ("opened", "reopened", "reopened_manually", "reported"):
         return wanted
     if event.kind == "priority_raised":

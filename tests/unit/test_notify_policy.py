@@ -147,6 +147,24 @@ def test_the_same_episode_resumed_is_told_by_email_never_texted() -> None:
     assert {kind for kind, _, _ in sent(anew)} == {"notify.slack", "notify.email", "notify.sms"}
 
 
+@pytest.mark.parametrize(
+    ("raised_from", "channels"),
+    [
+        ("P2", {"notify.slack", "notify.email", "notify.sms"}),  # a P0 is texted at once
+        ("P1", {"notify.slack", "notify.email", "notify.sms"}),
+        ("P0", {"notify.slack", "notify.email"}),  # not raised: the email only
+    ],
+)
+def test_the_same_episode_resumed_at_a_higher_priority_tells_what_it_adds(
+    raised_from: str, channels: set[str]
+) -> None:
+    """The episode resumes as P0 (its alert classifies higher now): besides the email that it
+    is not over, stakeholders get what P0 requires and the old priority did not — the SMS."""
+    data = {"episode": "same"} | ({"raised_from": raised_from} if raised_from != "P0" else {})
+    kinds = {kind for kind, _, _ in sent(decided(Priority.P0, ("reopened", data)))}
+    assert kinds == channels
+
+
 def test_alert_updates_reach_slack_only() -> None:
     """An alert firing or resolving inside an open incident is a Slack thread reply only."""
     decision = decided(Priority.P0, ("alert_firing", {}), ("alert_resolved", {}))
