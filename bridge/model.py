@@ -177,9 +177,12 @@ class Incident:
         due: list[datetime] = []
         if self.paused_at is None:
             if self.acknowledged_at is None:
-                if self.response_breached_at is None and self.respond_by is not None:
-                    due.append(self.respond_by)
-                elif self.next_escalation_at is not None:
+                if self.response_breached_at is None:
+                    if self.respond_by is not None and not self.ended_by(self.respond_by):
+                        due.append(self.respond_by)
+                elif self.next_escalation_at is not None and not self.ended_by(
+                    self.next_escalation_at
+                ):
                     due.append(self.next_escalation_at)
             if (
                 self.resolution_breached_at is None

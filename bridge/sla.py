@@ -104,11 +104,21 @@ def step(current: Incident, now: datetime, policy: SlaPolicy) -> Decision:
     if current.kind != "incident" or current.state != "open" or current.paused_at is not None:
         return Decision(outcome="unchanged", incident=current)
     unanswered = current.acknowledged_at is None
-    response = unanswered and current.response_breached_at is None and _due(current.respond_by, now)
+    # A flapping incident waiting out its quiet period, everything ended before a deadline,
+    # will resolve as of that end: the deadline is not missed and nobody is paged for it.
+    response = (
+        unanswered
+        and current.response_breached_at is None
+        and _due(current.respond_by, now)
+        and not (current.respond_by is not None and current.ended_by(current.respond_by))
+    )
     escalation = (
         unanswered
         and current.response_breached_at is not None
         and _due(current.next_escalation_at, now)
+        and not (
+            current.next_escalation_at is not None and current.ended_by(current.next_escalation_at)
+        )
     )
     resolution = (
         current.resolution_breached_at is None

@@ -690,6 +690,30 @@ def test_a_flapping_incident_whose_alerts_ended_in_time_does_not_breach_while_qu
     assert kinds(fire(inc, inc.resolve_by)) == ["sla_breached"]
 
 
+def test_a_flapping_incident_whose_alerts_ended_in_time_is_not_paged_while_quiet() -> None:
+    """Unacknowledged, waiting out its quiet period, every alert ended before respond_by: it
+    will resolve as of that end, so the response deadline is not missed and nobody is paged
+    (it would never have paged but for the flapping wait); ended too late, it is."""
+    inc = incident(Priority.P0)
+    assert inc.respond_by is not None
+    ended = inc.respond_by - timedelta(minutes=2)
+    inc.alerts = {"f1": _state("f1", "resolved", THURSDAY_NIGHT, ended)}
+    inc.flapping, inc.quiet_until = True, ended + timedelta(hours=1)
+    assert inc.due_at == inc.quiet_until
+    assert kinds(fire(inc, inc.respond_by + timedelta(minutes=1))) == []
+
+    # Breached before the alerts ended (a round is due): the rounds stop once all ended.
+    inc.response_breached_at = inc.respond_by
+    inc.next_escalation_at = ended + timedelta(minutes=1)
+    assert inc.due_at == inc.quiet_until
+    assert kinds(fire(inc, inc.next_escalation_at)) == []
+
+    inc.response_breached_at, inc.next_escalation_at = None, None
+    inc.alerts = {"f1": _state("f1", "resolved", THURSDAY_NIGHT, inc.respond_by + timedelta(1))}
+    assert inc.due_at == inc.respond_by  # it ended too late: the breach stands
+    assert kinds(fire(inc, inc.respond_by))[0] == "sla_breached"
+
+
 def _state(fingerprint: str, status: str, starts: datetime, ends: datetime | None) -> AlertState:
     return AlertState(
         fingerprint=fingerprint,
