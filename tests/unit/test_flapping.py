@@ -296,19 +296,25 @@ def test_a_refire_during_the_quiet_period_may_raise_the_priority() -> None:
     assert group.incident.priority == Priority.P1
 
 
-def test_deadlines_keep_running_while_quiet() -> None:
-    """A flapping incident waiting for quiet is still due for its response deadline first:
-    ``due_at`` is the earliest of the deadlines and the end of the quiet period."""
+def test_deadlines_its_alerts_ended_before_do_not_run_while_quiet() -> None:
+    """A flapping incident waiting for quiet, its alerts all ended before its deadlines, will
+    resolve as of that end: neither the response deadline nor the resolution deadline is due
+    (sla.py exempts both), only the end of the quiet period. A deadline that came before the
+    alerts ended is due as before."""
     group, at = flapping_group()
     group.resolve(at + MIN)
     incident = group.incident
     assert incident is not None
     assert incident.respond_by is not None
     assert incident.quiet_until is not None
-    assert incident.due_at == min(incident.respond_by, incident.quiet_until)
+    assert incident.respond_by > at + MIN
+    assert incident.due_at == incident.quiet_until
     incident.acknowledged_at = at  # acknowledged: the resolve deadline and the quiet period
     assert incident.resolve_by is not None
     assert incident.due_at == min(incident.resolve_by, incident.quiet_until)
+    incident.acknowledged_at = None
+    incident.respond_by = at  # already past when the alerts ended: it still runs
+    assert incident.due_at == at
 
 
 # -- settling --------------------------------------------------------------------------------------
