@@ -287,6 +287,14 @@ class Poller:
         person = self._observer.person
         timeline = await self._observer.timeline(incident)
         start = ack.episode_started(incident, timeline)
+        if (
+            incident.reported_issue is not None
+            and start == incident.opened_at
+            and remote.created_at is not None
+        ):
+            # People assign, label and comment as they open an issue, before a poll adopts it:
+            # a reported incident's first episode began with its issue.
+            start = min(start, remote.created_at)
         labels = {label.lower() for label in remote.labels}
         needs_ack = incident.acknowledged_at is None
         identify = "identified" in labels and not ack.identified_in_episode(timeline)
@@ -331,10 +339,12 @@ class Poller:
         identified_at = identified.created_at or self._clock() if identified else None
         if earliest is not None and (identified_at is None or earliest[0] <= identified_at):
             at, who, via = earliest
+            at = max(at, incident.opened_at)  # done before the adoption: acknowledged at once
             if await self._observer.apply_to(incident, ack.acknowledge(who, via, at)) == "applied":
                 found.append(f"acknowledged ({via})")
         if identified is not None and identified.actor:
-            step = ack.identify(identified.actor, identified_at)
+            assert identified_at is not None
+            step = ack.identify(identified.actor, max(identified_at, incident.opened_at))
             if await self._observer.apply_to(incident, step) == "applied":
                 found.append("identified")
         return found

@@ -296,6 +296,26 @@ async def test_a_reported_issue_is_adopted_when_polled(harness: Harness) -> None
     assert lists[-1].headers.get("If-None-Match")
 
 
+async def test_an_assignment_made_as_the_issue_was_opened_acknowledges_when_polled(
+    harness: Harness,
+) -> None:
+    """People assign someone as they open the issue, before a poll adopts it: that belongs to
+    the reported incident's first episode, which began with its issue — acknowledged (at the
+    adoption, not before the incident existed), so no deadline is missed and nobody paged."""
+    await poller(harness).run_once()
+    issue = harness.github.human_create_issue(
+        REPO, "Login page is blank", "Since 21:30.", ["incident"], login="alice"
+    )
+    harness.github.human_assign(REPO, issue.number, "bob", login="alice")
+    for _ in range(3):
+        await turn(harness)
+        await harness.drain()
+
+    [found] = await harness.incidents()
+    assert found["acknowledged_by"] == "bob"
+    assert found["acknowledged_at"] == found["opened_at"]
+
+
 async def test_a_failed_poll_is_retried_at_the_issues_next_turn(harness: Harness) -> None:
     """GitHub down: the round logs and counts the failure and goes on; the next turn reads the
     issue and applies what happened meanwhile."""
