@@ -249,6 +249,16 @@ async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> 
     issue = event.issue
     labels = issue.label_names
     who, who_type = event.sender.login, event.sender.type
+    author = issue.user.login if issue.user is not None else who
+    if event.action == "opened":
+        return await observer.reported(issue.number, issue.title, author, labels, issue.body)
+    acknowledging = isinstance(event, CommentEvent) or event.action in ("assigned", "labeled")
+    if acknowledging and any(label.lower() == "incident" for label in labels):
+        # GitHub sends an issue's opened, labeled and assigned deliveries at once, handled in
+        # any order: a reported issue is adopted before what people did to it is applied, or
+        # an assignment handled first would find no incident and be lost (adopted before,
+        # this changes nothing).
+        await observer.reported(issue.number, issue.title, author, labels, issue.body)
     if isinstance(event, CommentEvent):
         comment = event.comment
         return await observer.commented(
@@ -258,9 +268,6 @@ async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> 
             comment.body or "",
             author_type=comment.user.type,
         )
-    if event.action == "opened":
-        author = issue.user.login if issue.user is not None else who
-        return await observer.reported(issue.number, issue.title, author, labels, issue.body)
     if event.action == "assigned":
         assert event.assignee is not None  # checked in _handle
         return await observer.assigned(
@@ -274,7 +281,6 @@ async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> 
     if event.action == "labeled":
         assert event.label is not None  # checked in _handle
         if event.label.name.lower() == "incident":
-            author = issue.user.login if issue.user is not None else who
             return await observer.reported(issue.number, issue.title, author, labels, issue.body)
         return await observer.labelled(
             issue.number, labels, event.label.name, who, who_type=who_type

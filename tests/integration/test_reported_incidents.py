@@ -169,6 +169,26 @@ async def test_a_reported_issue_is_adopted_once(hooked: Harness, slack: FakeSlac
     assert len(slack.messages(SLACK_CHANNEL)) == 1
 
 
+async def test_an_assignment_delivered_before_the_opening_acknowledges(hooked: Harness) -> None:
+    """GitHub sends an issue's ``opened`` and ``assigned`` at once and they may be handled in
+    either order: the assignment handled first adopts the issue, then acknowledges it; the
+    opening after it changes nothing."""
+    issue = hooked.github.human_create_issue(
+        REPO, "Checkout hangs", REPORT, ["incident"], login="alice"
+    )
+    hooked.github.human_assign(REPO, issue.number, "bob", login="alice")
+    status, answer = await deliver(
+        hooked, "issues", issues_event(issue, "assigned", assignee={"login": "bob"})
+    )
+    assert (status, answer["result"]) == (200, "applied")
+    status, answer = await deliver(hooked, "issues", issues_event(issue, "opened"))
+    assert (status, answer["result"]) == (200, "unchanged")
+    await hooked.drain()
+    [found] = await hooked.incidents()
+    assert (found["id"], found["acknowledged_by"]) == ("INC-001", "bob")
+    assert len(hooked.issues()) == 1
+
+
 async def test_a_priority_label_sets_the_priority(hooked: Harness) -> None:
     """A priority label on the reported issue gives its priority (``priority-high`` → P1), and
     the bridge does not add a second priority label."""
