@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from bridge import review
 from bridge.engine import human_duration
 from bridge.github import render
-from bridge.measures import ACK_EVENTS, services_of
+from bridge.measures import ACK_EVENTS, priority_in, services_of
 from bridge.model import Incident, TimelineEvent
 from bridge.store.base import SentNotification
 
@@ -115,13 +115,20 @@ def _facts(
     options: render.RenderOptions,
     incident_issue: int | None,
 ) -> list[str]:
-    style = options.styles[incident.priority]
+    # A reopening at a lower priority resets the incident's priority and breaches: the review
+    # is of the whole incident, so it takes the highest priority and every breach its timeline
+    # holds.
+    priority = min(
+        [incident.priority, *filter(None, (priority_in(e) for e in events))],
+        key=lambda p: p.rank,
+    )
+    style = options.styles[priority]
     linked = f"#{incident_issue} ({incident.display_id})" if incident_issue else incident.display_id
     start = incident.earliest_starts_at
     lines = [
         f"**Incident**: {linked}",
         f"**Date**: {start.astimezone(UTC).strftime('%Y-%m-%d')}",
-        f"**Severity**: {style.name} ({incident.priority})",
+        f"**Severity**: {style.name} ({priority})",
     ]
     if incident.state == "resolved" and incident.resolved_at is not None:
         duration = human_duration(incident.resolved_at - start)
@@ -145,15 +152,13 @@ def _facts(
         )
     else:
         response.append("never acknowledged")
-    if incident.response_breached_at is not None or incident.resolution_breached_at is not None:
-        missed = [
-            name
-            for name, at in (
-                ("response", incident.response_breached_at),
-                ("resolution", incident.resolution_breached_at),
-            )
-            if at is not None
-        ]
+    breached = {str(e.data.get("which")) for e in events if e.kind == "sla_breached"}
+    if incident.response_breached_at is not None:
+        breached.add("response")
+    if incident.resolution_breached_at is not None:
+        breached.add("resolution")
+    missed = [name for name in ("response", "resolution") if name in breached]
+    if missed:
         response.append(f"{' and '.join(missed)} deadline missed")
     lines.append(f"**Detection and response**: {'; '.join(response)}")
     due = review.due_at(incident)

@@ -167,6 +167,34 @@ def test_the_guides_header_facts_are_filled_from_the_incident() -> None:
         assert line in region
 
 
+def test_a_reopening_at_a_lower_priority_keeps_the_reviews_severity_and_breaches() -> None:
+    """The P0 missed its response deadline, resolved, then its group fired again (a new
+    episode) as P3, which resets the incident's priority and breaches: the review is of the
+    whole incident — still Critical (P0), the missed deadline still named."""
+    incident, events = lived()
+    breach = TimelineEvent(
+        seq=incident.event_seq + 1,
+        at=OPENED + timedelta(minutes=5),
+        kind="sla_breached",
+        text="Response deadline missed",
+        data={"which": "response"},
+    )
+    events.append(breach)
+    incident.event_seq += 1
+    incident.priority, incident.response_breached_at = Priority.P3, None
+    reopened = TimelineEvent(
+        seq=incident.event_seq + 1,
+        at=OPENED + timedelta(hours=2),
+        kind="reopened",
+        text="Reopened as P3: alerts fire again",
+        data={"priority": "P3"},
+    )
+    events.append(reopened)
+    region = pir.render_review(incident, events, [], OPTIONS, incident_issue=12).region
+    assert "**Severity**: Critical (P0)" in region
+    assert "response deadline missed" in region
+
+
 def test_the_timeline_is_in_the_region_and_the_peoples_sections_outside_it() -> None:
     """Timeline lines in the bridge's region; Root Cause, Resolution, What Went Well, What Went
     Wrong, Action Items and Prevention after it, left for people."""
