@@ -58,10 +58,14 @@ class Episode:
     priority: Priority  # the highest it had
 
 
+# How an incident's timeline begins: opened by its alerts, or reported by people on GitHub.
+_OPENINGS = ("opened", "reported")
+
+
 def episodes(incident: Incident, events: Sequence[TimelineEvent]) -> list[Episode]:
     """The incident's episodes from its timeline (oldest event first); from its fields when the
     timeline has no ``opened`` event (pruned, or rebuilt from the issue)."""
-    if not any(event.kind == "opened" for event in events):
+    if not any(event.kind in _OPENINGS for event in events):
         end = incident.resolved_at if incident.state == "resolved" else None
         return [Episode(incident.earliest_starts_at, incident.opened_at, end, incident.priority)]
     found: list[Episode] = []
@@ -73,11 +77,15 @@ def episodes(incident: Incident, events: Sequence[TimelineEvent]) -> list[Episod
         if start is None:
             if event.kind == "alert_firing":
                 fired.append(event.at)
-            elif event.kind in ("opened", "reopened", "reopened_manually"):
-                if event.kind == "opened":
+            elif event.kind in (*_OPENINGS, "reopened", "reopened_manually"):
+                if event.kind in _OPENINGS:
                     start, opened = incident.earliest_starts_at, incident.opened_at
                 elif event.kind == "reopened":
                     start, opened = min([*fired, event.at]), event.at
+                    if found:
+                        # The same episode resumed: its alerts fire again with their old
+                        # startsAt, which the last episode already counted.
+                        start = max(start, found[-1].end or start)
                 else:  # people reopened the issue: open from then on
                     start, opened = event.at, event.at
                 priority = priority_in(event) or incident.priority
@@ -151,7 +159,7 @@ def facts(history: IncidentHistory, since: datetime, until: datetime) -> Facts |
         kept.append(episode if episode.end is None or episode.end < until else _open(episode))
     if not any(_overlaps(e, since, until) for e in kept):
         return None
-    timeline = any(event.kind == "opened" for event in events)
+    timeline = any(event.kind in _OPENINGS for event in events)
     if timeline:
         acks = [event.at for event in events if event.kind in ACK_EVENTS]
         acknowledged_at = min(acks) if acks else None

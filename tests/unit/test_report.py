@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bridge import acknowledge as ack
 from bridge import sla
 from bridge.app import build_policy, build_sla_policy
 from bridge.clock import FakeClock
@@ -712,6 +713,48 @@ def test_hostile_alert_text_is_inert_in_both_formats() -> None:
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| @\u2060oncall" in markdown
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | @oncall &lt;/svg&gt;&lt;img" in page
     assert page.count("<svg") == page.count("</svg>") == 3
+
+
+def test_a_resumed_episode_is_not_counted_twice() -> None:
+    """a and b fire at 10:00; a notification at 11:00 lists only b, resolved (a resolved by
+    absence: the incident resolves); a fires again at 11:30 with its old startsAt (the same
+    episode resumes); it resolves at 12:00. Two hours of impact, not three: the resumed
+    stretch starts where the last one ended, not at a's old startsAt."""
+    w = World(at(11, 3, 10))
+    a = alert("a", at(11, 3, 10), priority="P2", service="shop")
+    b = alert("b", at(11, 3, 10), priority="P2", service="shop")
+    w.notify("g", a, b)
+    w.clock.now = at(11, 3, 11)
+    w.notify("g", alert("b", at(11, 3, 10), at(11, 3, 11), priority="P2", service="shop"))
+    w.clock.now = at(11, 3, 11, 30)
+    assert w.notify("g", a).outcome == "reopened"
+    w.clock.now = at(11, 3, 12)
+    w.notify("g", alert("a", at(11, 3, 10), at(11, 3, 12), priority="P2", service="shop"))
+    [incident] = w.incidents.values()
+    assert incident.id is not None
+    spans = episodes(incident, w.events[incident.id])
+    assert sum(((e.end or e.start) - e.start for e in spans), timedelta()) == timedelta(hours=2)
+
+
+def test_a_reported_incident_has_a_timeline() -> None:
+    """An issue people opened (``reported``), closed at 11:00, reopened by hand two days later
+    and closed an hour after: two episodes, two hours — not one stretch of fifty."""
+    w = World(at(11, 3, 10))
+    issue = ack.Report("acme/incidents", 7, "Checkout hangs", "alice", frozenset({"incident"}))
+    w.commit("r", ack.report(issue, {}, POLICY)(None, w.clock()))
+    w.clock.now = at(11, 3, 11)
+    w.apply("r", ack.close_manually("alice"))
+    w.clock.now = at(11, 5, 11)
+    w.apply("r", ack.reopen_manually("bob"))
+    w.clock.now = at(11, 5, 12)
+    w.apply("r", ack.close_manually("bob"))
+    [incident] = w.incidents.values()
+    assert incident.id is not None
+    spans = episodes(incident, w.events[incident.id])
+    assert [(e.start, e.end) for e in spans] == [
+        (at(11, 3, 10), at(11, 3, 11)),
+        (at(11, 5, 11), at(11, 5, 12)),
+    ]
 
 
 def test_control_and_bidi_characters_never_reach_the_page() -> None:
