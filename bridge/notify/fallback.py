@@ -43,10 +43,14 @@ def _spec(kind: EffectKind, to: str, person: Recipient, payload: dict[str, Any])
     )
 
 
-def _next_channel(kind: str, address: str, contacts: Contacts) -> tuple[EffectKind, str, Recipient]:
+def _next_channel(
+    kind: str, address: str, name: str, contacts: Contacts
+) -> tuple[EffectKind, str, Recipient]:
     """The stakeholder or escalation contact reached at ``address`` on ``kind``'s channel, on
-    their other one (an on-call's page by SMS that fails is sent by email)."""
-    for person in (*contacts.stakeholders, *contacts.escalation):
+    their other one (an on-call's page by SMS that fails is sent by email). People can share
+    an address (a team mailbox): the one the message named is taken first."""
+    people = (*contacts.stakeholders, *contacts.escalation)
+    for person in sorted(people, key=lambda p: p.name != name):  # stable: the named first
         if kind == "notify.email" and person.email == address and person.phone and contacts.sms:
             return "notify.sms", person.phone, person
         if kind == "notify.sms" and person.phone == address and person.email and contacts.email:
@@ -72,7 +76,7 @@ def fallback_for(kind: str, payload: dict[str, Any], contacts: Contacts) -> list
         return told
     address = str(payload.get("to", ""))
     try:
-        other, to, person = _next_channel(kind, address, contacts)
+        other, to, person = _next_channel(kind, address, str(payload.get("name", "")), contacts)
     except LookupError:
         return []
     if payload.get("also") == other.removeprefix("notify."):

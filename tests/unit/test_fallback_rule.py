@@ -85,6 +85,19 @@ def test_the_fallback_keeps_the_event_and_names_the_person() -> None:
     assert spec.payload["event"] == "opened"
 
 
+def test_people_sharing_an_address_are_told_as_the_message_named_them() -> None:
+    """The ops lead (a stakeholder) and the on-call (an escalation contact) share a team
+    mailbox: the on-call's page refused by it goes to the on-call's pager, not the lead's phone;
+    the lead's refused email goes to the lead's phone."""
+    lead = Recipient("Ops lead", "ops@example.com", "+15550000001")
+    oncall = Recipient("On-call", "ops@example.com", "+15550000009")
+    shared = Contacts(email=True, sms=True, stakeholders=(lead,), escalation=(oncall,))
+    page = {"to": "ops@example.com", "name": "On-call", "event": "escalated"}
+    assert told("notify.email", page, shared) == [("notify.sms", "+15550000009")]
+    mail = {"to": "ops@example.com", "name": "Ops lead", "event": "opened"}
+    assert told("notify.email", mail, shared) == [("notify.sms", "+15550000001")]
+
+
 @pytest.mark.parametrize(
     ("failed", "incident_kind", "expected"),
     [
