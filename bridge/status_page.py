@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from bridge.heartbeat import RULE as HEARTBEAT_RULE
-from bridge.model import Incident
+from bridge.model import Incident, Priority
 from bridge.text import one_line
 
 Step = Literal["Investigating", "Identified", "Monitoring", "Resolved"]
@@ -285,18 +285,25 @@ def _days(first: date, count: int) -> list[date]:
     return [first + timedelta(days=n) for n in range(count)]
 
 
+Stretch = tuple[datetime, datetime | None, Priority]
+"""One stretch of an incident being open: opened, resolved (None: still open), its priority."""
+
+
 def availability(
     incidents: Iterable[Incident],
     now: datetime,
     *,
     days: int = HISTORY_DAYS,
     covered_from: datetime | None = None,
+    stretches: Mapping[str, Sequence[Stretch]] | None = None,
 ) -> Availability:
     """The last ``days`` UTC days (today included) per service. An incident counts on every day
     from its ``opened_at`` to its ``resolved_at`` (or now, while open): P0/P1 as a major outage,
-    P2/P3 as degraded; the worst one decides a day. A reopened incident counts from its first
-    opening to its last resolution (the gap in between is not kept on the incident). Days before
-    ``covered_from`` (where the incidents read start, when the read was cut short) are no data.
+    P2/P3 as degraded; the worst one decides a day. A reopened incident counts by its
+    ``stretches`` (by ``key``, from its timeline: each episode at the priority it had then, the
+    gaps between them not counted) where given, else from its first opening to its last
+    resolution at its current priority. Days before ``covered_from`` (where the incidents read
+    start, when the read was cut short) are no data.
     """
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
@@ -308,17 +315,21 @@ def availability(
         if not public(incident):
             continue
         service = service_of(incident) or "Other"
-        start = incident.opened_at.astimezone(UTC)
-        end = (incident.resolved_at or now).astimezone(UTC)
-        start_day, end_day = max(start.date(), first), min(max(end, start).date(), today)
-        level: Level = "major" if incident.priority.rank <= 1 else "degraded"
-        day = start_day
-        while day <= end_day:
-            by_day = levels.setdefault(service, {})
-            if _LEVEL_RANK[level] > _LEVEL_RANK[by_day.get(day, "operational")]:
-                by_day[day] = level
-            ids.setdefault(service, {}).setdefault(day, []).append(incident.display_id)
-            day += timedelta(days=1)
+        spans = (stretches or {}).get(incident.key) or [
+            (incident.opened_at, incident.resolved_at, incident.priority)
+        ]
+        for opened, resolved, priority in spans:
+            start = opened.astimezone(UTC)
+            end = (resolved or now).astimezone(UTC)
+            start_day, end_day = max(start.date(), first), min(max(end, start).date(), today)
+            level: Level = "major" if priority.rank <= 1 else "degraded"
+            day = start_day
+            while day <= end_day:
+                by_day = levels.setdefault(service, {})
+                if _LEVEL_RANK[level] > _LEVEL_RANK[by_day.get(day, "operational")]:
+                    by_day[day] = level
+                ids.setdefault(service, {}).setdefault(day, []).append(incident.display_id)
+                day += timedelta(days=1)
 
     def cell(day: date, level: Level, names: Iterable[str]) -> DayCell:
         if day < no_data_before and level == "operational":
@@ -411,6 +422,7 @@ def build_page(
     reopened_at: Mapping[str, datetime] | None = None,
     covered_from: datetime | None = None,
     labelled_at: Mapping[str, datetime] | None = None,
+    stretches: Mapping[str, Sequence[Stretch]] | None = None,
 ) -> StatusPage:
     """The page from the incidents read (newest first). ``reopened_at`` maps an incident's
     ``key`` to when its current episode was reopened, and ``labelled_at`` to when it was
@@ -424,7 +436,12 @@ def build_page(
         for i in incidents
         if listed(i, now)
     )
-    return StatusPage(title, now, shown, availability(incidents, now, covered_from=covered_from))
+    return StatusPage(
+        title,
+        now,
+        shown,
+        availability(incidents, now, covered_from=covered_from, stretches=stretches),
+    )
 
 
 def _iso(at: datetime) -> str:

@@ -11,7 +11,15 @@ from datetime import datetime
 
 from aiohttp import web
 
-from bridge.status_page import StatusPage, build_page, listed, page_json, render_html
+from bridge.report import episodes
+from bridge.status_page import (
+    StatusPage,
+    Stretch,
+    build_page,
+    listed,
+    page_json,
+    render_html,
+)
 from bridge.store.base import StoreUnavailable
 from bridge.web.services import services
 
@@ -35,10 +43,19 @@ async def _page(request: web.Request) -> StatusPage:
         covered_from = min(i.opened_at for i in incidents)
     reopened: dict[str, datetime] = {}
     labelled: dict[str, datetime] = {}
+    stretches: dict[str, list[Stretch]] = {}
     for incident in incidents:
-        if not incident.reopen_count or incident.id is None or not listed(incident, now):
+        if not incident.reopen_count or incident.id is None:
             continue
         events = await svc.store.load_events(incident.id, EVENTS_LIMIT)
+        # Each episode at the priority it had (a P0 that came back as a P3 was a major outage
+        # on its P0 days); the episodes from the timeline when it still begins with the opening.
+        if any(e.kind in ("opened", "reported") for e in events):
+            stretches[incident.key] = [
+                (e.opened, e.end, e.priority) for e in episodes(incident, events)
+            ]
+        if not listed(incident, now):
+            continue
         times = [e.at for e in events if e.kind == "reopened"]
         if times:
             reopened[incident.key] = times[-1]
@@ -57,6 +74,7 @@ async def _page(request: web.Request) -> StatusPage:
         reopened_at=reopened,
         covered_from=covered_from,
         labelled_at=labelled,
+        stretches=stretches,
     )
 
 

@@ -145,6 +145,30 @@ async def test_availability_bars_come_from_the_incidents(harness: Harness) -> No
     assert "97.77% of days without a major outage, all services." in html
 
 
+async def test_a_p0_back_as_a_p3_keeps_its_major_outage_day(harness: Harness) -> None:
+    """The checkout P0 resolves the same evening; the next evening its group fires again (a
+    new alert, within the reopen window) classed P3, which makes the incident P3: the first
+    day stays a major outage, the second is degraded (each stretch at its own priority)."""
+    firing = payload("13_critical_list_service_unavailable.json")  # P0, 2026-11-26
+    await harness.post(firing)
+    resolved = copy.deepcopy(firing)
+    resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
+    resolved["alerts"][0]["endsAt"] = "2026-11-26T22:00:00Z"
+    harness.clock.advance(timedelta(minutes=30))
+    await harness.post(resolved)
+    harness.clock.advance(timedelta(hours=22))  # 2026-11-27 20:15, within the 24 h window
+    again = copy.deepcopy(firing)
+    alert = again["alerts"][0]
+    alert["fingerprint"] = "bbbbbbbbbbbbbbbb"
+    alert["startsAt"] = "2026-11-27T20:10:00Z"
+    alert["labels"] = {**alert["labels"], "instance": "checkout-2:8080", "priority": "P3"}
+    status, answer = await harness.post(again)
+    assert (status, answer["outcome"], answer["priority"]) == (200, "reopened", "P3")
+
+    [checkout] = (await page(harness))["availability"]["services"]
+    assert [d["status"] for d in checkout["days"][-2:]] == ["major", "degraded"]
+
+
 async def test_status_page_is_public_and_cacheable(harness: Harness) -> None:
     """Served as HTML and JSON with a short public cache lifetime, no token needed."""
     html = await harness.http.get("/status")

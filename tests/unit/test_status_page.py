@@ -292,6 +292,26 @@ def test_availability_marks_each_day_an_incident_was_open() -> None:
     assert [c.level for c in result.overall[-4:]] == ["major", "major", "degraded", "degraded"]
 
 
+def test_a_reopened_incident_counts_each_stretch_at_its_own_priority() -> None:
+    """A P0 outage three days ago, resolved, back two days later as a P3 (reopened: the
+    incident's priority is P3 now): the P0 day is a major outage, the P3 day degraded, the day
+    between operational — not the whole span at P3 (which showed 100 % uptime)."""
+    back = incident(
+        priority=Priority.P3, opened=NOW - 3 * DAY, resolved=NOW - DAY + MIN, reopen_count=1
+    )
+    stretches = {
+        back.key: [
+            (NOW - 3 * DAY, NOW - 3 * DAY + 60 * MIN, Priority.P0),
+            (NOW - DAY, NOW - DAY + MIN, Priority.P3),
+        ]
+    }
+    [api] = availability([back], NOW, stretches=stretches).services
+    assert [c.level for c in api.days[-4:]] == ["major", "operational", "degraded", "operational"]
+    assert api.uptime_percent == pytest.approx(100 * 89 / 90)
+    [without] = availability([back], NOW).services  # no timeline: the whole span, as it is now
+    assert [c.level for c in without.days[-4:]] == ["degraded"] * 3 + ["operational"]
+
+
 def test_availability_keeps_to_the_last_90_days() -> None:
     """An incident older than the window is left out; one that began before it counts from
     its first day; maintenance requests never count."""
