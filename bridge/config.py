@@ -1020,6 +1020,24 @@ class Config(_Model):
         return resolved
 
     @model_validator(mode="after")
+    def _reopen_within_retention(self) -> Config:
+        # An incident can reopen for ``reopen_window`` after it resolved; retention deletes
+        # its timeline ``retention`` after: the window must end first.
+        if self.github.reopen_window >= self.store.retention:
+            _fail(
+                "Config",
+                [
+                    (
+                        ("github", "reopen_window"),
+                        "must be shorter than store.retention"
+                        f" ({format_duration(self.store.retention)}): an"
+                        " incident reopened after its timeline was pruned would lose it",
+                    )
+                ],
+            )
+        return self
+
+    @model_validator(mode="after")
     def _contacts(self) -> Config:
         people = self.stakeholders + self.escalation
         problems: list[tuple[Loc, str]] = []

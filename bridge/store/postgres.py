@@ -833,8 +833,8 @@ class PostgresStore:
     async def prune(self, before: datetime, *, batch: int = PRUNE_BATCH) -> PruneResult:
         # Each statement deletes at most ``batch`` rows and commits on its own, so no lock is
         # held for long. Done and failed effects never change again, and an incident resolved
-        # longer ago than the retention cannot be reopened (a reopen window is far shorter), so
-        # nothing here races with ingest or the outbox.
+        # longer ago than the retention cannot be reopened (the reopen window is shorter: the
+        # config checks it), so nothing here races with ingest or the outbox.
         events = effects = 0
         async with self._connection() as conn:
             while True:
@@ -843,6 +843,10 @@ class PostgresStore:
                         "DELETE FROM events e USING (SELECT ev.incident_id, ev.seq"
                         " FROM incidents i JOIN events ev ON ev.incident_id = i.id"
                         " WHERE i.state <> 'open' AND i.resolved_at < $1 AND ev.at < $1"
+                        # Never a maintenance request's (it reopens whenever its condition
+                        # fires anew) nor one with an unfinished effect (it needs its event).
+                        " AND i.kind <> 'maint' AND NOT EXISTS (SELECT 1 FROM outbox o"
+                        " WHERE o.incident_id = i.id AND o.state IN ('pending', 'running'))"
                         " LIMIT $2) d WHERE e.incident_id = d.incident_id AND e.seq = d.seq",
                         before,
                         batch,

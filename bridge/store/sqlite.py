@@ -1111,7 +1111,13 @@ class SqliteStore:
             return conn.execute(
                 "DELETE FROM events WHERE (incident_id, seq) IN (SELECT e.incident_id, e.seq"
                 " FROM incidents i JOIN events e ON e.incident_id = i.id"
-                " WHERE i.state != 'open' AND i.resolved_at < ? AND e.at < ? LIMIT ?)",
+                " WHERE i.state != 'open' AND i.resolved_at < ? AND e.at < ?"
+                # Never a maintenance request's (it reopens whenever its condition fires anew,
+                # however long after) nor one with an unfinished effect (a comment waiting out
+                # a GitHub outage still needs its event).
+                " AND i.kind != 'maint' AND NOT EXISTS (SELECT 1 FROM outbox o"
+                " WHERE o.incident_id = i.id AND o.state IN ('pending', 'running'))"
+                " LIMIT ?)",
                 (resolved_before, at_before, batch),
             ).rowcount
 

@@ -684,6 +684,30 @@ def test_password_in_store_url_is_redacted(tmp_path: Path) -> None:
         assert "pg-s3cr3t" not in text
 
 
+@pytest.mark.parametrize(
+    ("text", "accepted"),
+    [
+        ("store: {retention: 90d}\ngithub: {reopen_window: 24h}\n", True),
+        ("store: {retention: 30d}\ngithub: {reopen_window: 29d}\n", True),
+        ("store: {retention: 30d}\ngithub: {reopen_window: 30d}\n", False),
+        ("store: {retention: 1d}\ngithub: {reopen_window: 2d}\n", False),
+    ],
+)
+def test_the_reopen_window_ends_before_retention_prunes(
+    tmp_path: Path, text: str, accepted: bool
+) -> None:
+    """An incident reopened after retention pruned its timeline would lose it: the reopen
+    window must be shorter than the retention, one line naming the key when it is not."""
+    path = write(tmp_path, text)
+    if accepted:
+        load_config(path, {})
+        return
+    with pytest.raises(ConfigError) as error:
+        load_config(path, {})
+    [problem] = error.value.problems
+    assert "github.reopen_window: must be shorter than store.retention" in problem
+
+
 def test_passwords_in_alertmanager_peer_urls_are_redacted(tmp_path: Path) -> None:
     """Peers given as a list of URLs with credentials: no password in repr, str or dumps."""
     path = write(

@@ -37,6 +37,7 @@ from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
 from store_support import (
     LEASE,
+    T0,
     alert,
     ingest,
     key_of,
@@ -687,6 +688,27 @@ async def test_prune_deletes_old_history_of_resolved_incidents_only(
     ]
     assert (await store.outbox_stats()).failed == 0
     assert await store.prune(before) == PruneResult(events=0, effects=0)
+
+
+async def test_prune_keeps_what_can_still_be_needed(store: AnyStore, clock: FakeClock) -> None:
+    """Long resolved, two timelines stay: a maintenance request's (it reopens whenever its
+    condition fires anew, however long after) and an incident's whose resolution comment is
+    still waiting to be posted (GitHub down all along: the comment needs its event)."""
+    maint = await opened(store, clock, "maint", kind="maintenance")
+    gone = alert(status="resolved", ends=T0 + timedelta(minutes=5), labels={"kind": "maintenance"})
+    assert (await ingest(store, clock, note(gone, group="maint"))).outcome == "resolved"
+    await run_all(store, clock)
+    waiting = await opened(store, clock, "waiting")
+    await ingest(store, clock, resolved_note("waiting"))  # its sync and comment never ran
+    assert maint.id is not None
+    assert waiting.id is not None
+    maint_events = await store.load_events(maint.id, 100)
+    waiting_events = await store.load_events(waiting.id, 100)
+
+    clock.advance(timedelta(days=100))
+    assert (await store.prune(clock() - timedelta(days=90))).events == 0
+    assert await store.load_events(maint.id, 100) == maint_events
+    assert await store.load_events(waiting.id, 100) == waiting_events
 
 
 async def test_prune_works_in_batches(store: AnyStore, clock: FakeClock) -> None:
