@@ -124,6 +124,16 @@ class Outbox:
             with contextlib.suppress(StoreUnavailable):
                 await self._gate(True)
 
+    async def _still_writer(self) -> bool:
+        """Whether this worker still holds the writer lease (renewing it when due); a store
+        that does not answer counts as lost: nothing more is started on a lease unconfirmed."""
+        if self._gate is None:
+            return True
+        try:
+            return await self._gate(False)
+        except StoreUnavailable:
+            return False
+
     async def run_once(self) -> int:
         """Run every effect due now (one pass); return how many were attempted."""
         self._writer = self._gate is None or await self._gate(False)
@@ -135,11 +145,21 @@ class Outbox:
             # Past half the lease, the rest of the batch is released rather than run: another
             # replica may take a claim once its lease ends, and an effect must never run on two.
             late = self._clock() - claimed_at > self._lease / 2
-            if self._stopping or late:
+            # The writer lease is renewed before each effect (a store write only once a quarter
+            # of it has gone): a long batch on a slow GitHub must not outlast it while another
+            # replica takes over the writing. Lost, the rest goes back.
+            lost = index > 0 and not self._stopping and not late and not await self._still_writer()
+            if self._stopping or late or lost:
                 # Release what we will not run, so another replica or the next pass takes it.
                 # Not running it tells nothing about an earlier attempt: an unknown outcome (a
                 # lapsed claim of a replica that died mid-request) stays unknown.
-                reason = "released at shutdown" if self._stopping else "released: lease half gone"
+                reason = (
+                    "released at shutdown"
+                    if self._stopping
+                    else "released: lease half gone"
+                    if late
+                    else "released: writer lease lost"
+                )
                 for rest in claimed[index:]:
                     await self._store.retry_effect(
                         rest, self._clock(), reason, outcome_unknown=rest.outcome_unknown

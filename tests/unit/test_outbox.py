@@ -79,6 +79,35 @@ async def test_a_stopping_worker_releases_its_batch(store: SqliteStore) -> None:
     assert (stats.pending, stats.running) == (2, 0)
 
 
+async def test_a_batch_renews_the_writer_lease_and_stops_when_it_is_lost(
+    store: SqliteStore,
+) -> None:
+    """Each effect of a batch starts only with the GitHub writer lease in hand: the gate is
+    asked again before each (renewing it on a long batch); once another replica has it, the
+    rest of the batch goes back to pending instead of running beside that replica's."""
+    clock = FakeClock(T0)
+    for n in range(4):
+        await opened(store, clock, group=f"g{n}")
+    asked: list[bool] = []
+    answers = iter([True, True, False])
+
+    async def gate(release: bool) -> bool:
+        asked.append(release)
+        return next(answers)
+
+    ran: list[int] = []
+
+    async def run(effect: ClaimedEffect) -> None:
+        ran.append(effect.incident_id)
+
+    outbox = Outbox(store, run, clock, Metrics(), gate=gate)
+    assert await outbox.run_once() == 4
+    assert len(ran) == 2  # the pass's own check, then the second effect's; the third lost it
+    assert asked == [False, False, False]
+    stats = await store.outbox_stats()
+    assert (stats.pending, stats.running) == (2, 0)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def shared(
     request: pytest.FixtureRequest, tmp_path: Path
