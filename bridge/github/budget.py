@@ -111,7 +111,11 @@ class Budget:
     async def limits(self, *, urgent: bool) -> Limits:
         factor, since = await self._store.budget_factor()
         share = 1.0 if urgent else 1.0 - self._reserve
-        return self._limits.scaled(grown(factor, since, self._clock()), share)
+        now_factor = grown(factor, since, self._clock())
+        # The gauge follows the factor as it grows back (and as another replica shrank it),
+        # not only when this one is refused.
+        self._metrics.github_budget_factor.set(now_factor)
+        return self._limits.scaled(now_factor, share)
 
     async def check(self, *, urgent: bool) -> list[datetime]:
         """Whether one more write fits now: BudgetExhausted saying when to try again if not;

@@ -160,6 +160,13 @@ async def test_a_refusal_by_github_halves_the_budget_and_waits_it_out(harness: H
     assert len([i for i in incident_issues(harness) if i.title.startswith("[INC-")]) == 1
     assert harness.github.secondary_limit_hits == 1
 
+    # Half an hour without a refusal: grown back to the whole budget, and the gauge says so.
+    harness.clock.advance(30 * 60)
+    await harness.post(group(2, "P2"))
+    await harness.drain()
+    metrics = await (await harness.http.get("/metrics")).text()
+    assert "incident_bridge_github_budget_factor 1.0" in metrics
+
 
 async def test_a_store_failing_to_charge_a_sent_write_does_not_hide_it(
     harness: Harness, capsys: pytest.CaptureFixture[str]
