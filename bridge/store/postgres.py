@@ -987,8 +987,12 @@ class PostgresStore:
     async def join_storm(self, incident_id: int, now: datetime) -> int:
         async with self._transaction() as conn:
             await _lock_key(conn, _STORM_LOCK)
+            # A member of a storm that is over (resolved, then firing again while the budget is
+            # still spent) joins the active storm: the over one's "storm over" stays true.
             storm_id = await conn.fetchval(
-                "SELECT storm_id FROM storm_members WHERE incident_id = $1", incident_id
+                "SELECT m.storm_id FROM storm_members m JOIN storms s"
+                " ON s.incident_id = m.storm_id WHERE m.incident_id = $1 AND s.over_at IS NULL",
+                incident_id,
             )
             if storm_id is None:
                 storm_id = await conn.fetchval(
@@ -1012,7 +1016,8 @@ class PostgresStore:
                     await conn.execute("INSERT INTO storms (incident_id) VALUES ($1)", storm_id)
                 await conn.execute(
                     "INSERT INTO storm_members (incident_id, storm_id, joined_at)"
-                    " VALUES ($1, $2, $3)",
+                    " VALUES ($1, $2, $3) ON CONFLICT (incident_id) DO UPDATE"
+                    " SET storm_id = excluded.storm_id, joined_at = excluded.joined_at",
                     incident_id,
                     storm_id,
                     now,

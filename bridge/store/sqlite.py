@@ -1255,10 +1255,14 @@ class SqliteStore:
         at = codec.epoch(now)
 
         def unit(conn: sqlite3.Connection) -> int:
+            # A member of a storm that is over (resolved, then firing again while the budget is
+            # still spent) joins the active storm: the over one's "storm over" stays true.
             row = conn.execute(
-                "SELECT storm_id FROM storm_members WHERE incident_id = ?", (incident_id,)
+                "SELECT m.storm_id, s.over_at FROM storm_members m"
+                " JOIN storms s ON s.incident_id = m.storm_id WHERE m.incident_id = ?",
+                (incident_id,),
             ).fetchone()
-            if row is not None:
+            if row is not None and row[1] is None:
                 storm_id = int(row[0])
             else:
                 active = conn.execute(
@@ -1288,7 +1292,9 @@ class SqliteStore:
                     self._known.add(storm.key)
                     conn.execute("INSERT INTO storms (incident_id) VALUES (?)", (storm_id,))
                 conn.execute(
-                    "INSERT INTO storm_members (incident_id, storm_id, joined_at) VALUES (?, ?, ?)",
+                    "INSERT INTO storm_members (incident_id, storm_id, joined_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (incident_id) DO UPDATE SET storm_id = excluded.storm_id,"
+                    " joined_at = excluded.joined_at",
                     (incident_id, storm_id, at),
                 )
             _queue_storm(conn, storm_id, at, at)

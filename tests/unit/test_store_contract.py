@@ -799,6 +799,25 @@ async def test_a_restored_incident_is_what_its_group_meets_next(
 # -- storm mode ----------------------------------------------------------------------------
 
 
+async def test_a_member_of_a_storm_that_is_over_joins_the_active_one(
+    store: AnyStore, clock: FakeClock
+) -> None:
+    """Listed in a storm, resolved, and the storm over; firing again while the budget is still
+    spent, the group joins the storm going on (or a new one), never the one that is over —
+    whose "storm over" would then be untrue."""
+    member = await opened(store, clock, "m")
+    assert member.id is not None
+    await drain_all(store, clock)
+    first = await store.join_storm(member.id, clock())
+    await ingest(store, clock, resolved_note("m"))
+    assert await store.storm_over(first, REPO, clock())
+    second = await store.join_storm(member.id, clock())
+    assert second != first
+    assert await store.storm_of(member.id) == second
+    again = await store.join_storm(member.id, clock())
+    assert again == second  # a member of the active storm stays where it is
+
+
 async def test_a_storm_is_numbered_like_incidents_and_lists_what_joins(
     store: AnyStore, backend: Backend, clock: FakeClock
 ) -> None:
