@@ -25,6 +25,7 @@ from bridge import logs
 from bridge.alertmanager import WebhookError, parse_webhook
 from bridge.app import (
     StartupError,
+    build_audience,
     build_policy,
     build_render_options,
     create_app,
@@ -40,6 +41,7 @@ from bridge.github import render
 from bridge.github.client import GitHubError
 from bridge.identity import identity_key, identity_of
 from bridge.metrics import Metrics
+from bridge.notify.policy import notifications
 from bridge.promrules import KUBERNETES_RULE_FILE, generate, prometheus_rule, skipped
 from bridge.rebuild import RebuildReport, rebuild
 from bridge.report import build, targets_of
@@ -216,6 +218,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 )
             else:
                 actions.append(f"github ({target}): comment for event {effect.event_seq}")
+        # The messages the notify policy sends for it (by name: never an address or number).
+        channel = config.slack.channel if config.slack is not None else ""
+        for message in notifications(decision, build_audience(config, rules)):
+            way = message.kind.removeprefix("notify.")
+            event = message.payload.get("event", "")
+            if way == "slack":
+                actions.append(f"slack: {event} message in {channel}")
+            else:
+                actions.append(f"{way}: {event} to {message.payload.get('name', '')}")
     result["actions"] = actions
     if args.format == "json":
         print(json.dumps(result, indent=2))

@@ -88,6 +88,30 @@ def test_simulate_names_priority_rule_identity_and_actions() -> None:
     assert any("create issue" in action for action in out["actions"])
 
 
+def test_simulate_lists_the_messages_too(tmp_path: Path) -> None:
+    """With Slack, email and SMS configured, a P0's simulation lists the Slack message and the
+    stakeholder's email and text besides the issue — by name, never an address or number."""
+    (tmp_path / "secret").write_text("s3cret")
+    (tmp_path / "c.yaml").write_text(
+        "slack: {token_file: secret, channel: '#incidents'}\n"
+        "email: {smtp_host: 127.0.0.1, from: bridge@example.com}\n"
+        "sms: {twilio: {account_sid: AC123, auth_token_file: secret, from: '+15550000000'}}\n"
+        "stakeholders:\n  - {name: Alice Ops, email: alice@example.com, phone: '+15550001111'}\n"
+    )
+    result = run(
+        "simulate",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        str(FIXTURES / "13_critical_list_service_unavailable.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "action: slack: opened message in #incidents" in result.stdout
+    assert "action: email: opened to Alice Ops" in result.stdout
+    assert "action: sms: opened to Alice Ops" in result.stdout
+    assert "alice@example.com" not in result.stdout
+    assert "+15550001111" not in result.stdout
+
+
 def test_simulate_text_output_for_a_heartbeat() -> None:
     """The Watchdog payload is shown as a heartbeat with no action."""
     result = run("simulate", str(FIXTURES / "11_watchdog_heartbeat.json"))
