@@ -369,6 +369,13 @@ def _fail(title: str, problems: list[tuple[Loc, str]]) -> None:
 
 
 def _to_timedelta(value: object) -> timedelta:
+    try:
+        return _timedelta_of(value)
+    except OverflowError:
+        raise ValueError("is too long a duration") from None
+
+
+def _timedelta_of(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -26,6 +26,9 @@ FIRST_DELAY = 60.0  # seconds after start: start-up (labels, the backlog) goes f
 INTERVAL = 3600.0
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # nothing the store holds is older
+
+
 class Retention:
     def __init__(self, store: Store, clock: Clock, metrics: Metrics, keep: timedelta) -> None:
         self._store = store
@@ -37,7 +40,10 @@ class Retention:
     async def run_once(self) -> PruneResult | None:
         """One prune; None when the store is unavailable (the next run tries again)."""
         started = time.perf_counter()
-        cutoff = self._clock() - self._keep
+        now = self._clock()
+        if self._keep >= now - _EPOCH:
+            return PruneResult(events=0, effects=0)  # kept for longer than anything existed
+        cutoff = now - self._keep
         try:
             result = await self._store.prune(cutoff)
         except StoreUnavailable as error:

@@ -7,6 +7,9 @@ from datetime import timedelta
 import pytest
 
 from bridge.app import RETENTION
+from bridge.metrics import Metrics
+from bridge.retention import Retention
+from bridge.store.base import PruneResult
 from bridge.web.services import SERVICES
 from support import Harness, payload
 
@@ -73,3 +76,14 @@ async def test_a_prune_with_the_store_gone_is_skipped_not_fatal(harness: Harness
     retention = harness.app[RETENTION]
     await harness.app[SERVICES].store.close()
     assert await retention.run_once() is None
+
+
+async def test_a_retention_longer_than_anything_ever_existed_prunes_nothing(
+    harness: Harness,
+) -> None:
+    """``retention: 10000y`` is a valid way to say "keep everything": the run prunes nothing
+    (its cut-off would be before year 1, which no date can hold) rather than fail."""
+    assert harness.app is not None
+    store = harness.app[SERVICES].store
+    keep_all = Retention(store, harness.clock, Metrics(), timedelta(days=3_650_000))
+    assert await keep_all.run_once() == PruneResult(events=0, effects=0)

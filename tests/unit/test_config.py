@@ -708,6 +708,18 @@ def test_the_reopen_window_ends_before_retention_prunes(
     assert "github.reopen_window: must be shorter than store.retention" in problem
 
 
+@pytest.mark.parametrize("value", ["99999999999999999", "'99999999999999999'"])
+def test_a_duration_too_long_for_a_date_is_one_problem_not_a_crash(
+    tmp_path: Path, value: str
+) -> None:
+    """A number of seconds too large for any date: exit-2 material (one line naming the key),
+    never a traceback."""
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, f"store: {{retention: {value}}}\n"), {})
+    [problem] = error.value.problems
+    assert problem.endswith("store.retention: is too long a duration")
+
+
 def test_passwords_in_alertmanager_peer_urls_are_redacted(tmp_path: Path) -> None:
     """Peers given as a list of URLs with credentials: no password in repr, str or dumps."""
     path = write(
