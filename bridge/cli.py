@@ -248,12 +248,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_rules_export(args: argparse.Namespace) -> int:
     target = Path(args.dir)
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         print(
-            f"{target}: exists and is not empty; choose an empty or new directory", file=sys.stderr
+            f"{target}: exists and is not an empty directory; choose an empty or new one",
+            file=sys.stderr,
         )
         return EXIT_INVALID
-    shutil.copytree(bundled_directory(), target, dirs_exist_ok=True)
+    try:
+        shutil.copytree(bundled_directory(), target, dirs_exist_ok=True)
+    except OSError as error:  # no permission, a read-only file system, a file in the path
+        print(f"rules export: {target}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(f"bundled rules written to {target}; point rules_dir at it")
     return 0
 
@@ -306,8 +311,12 @@ def cmd_rules_generate(args: argparse.Namespace) -> int:
             print(f"{manifest}: up to date")
         return 0
     for path, text in outputs.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:  # no permission, a read-only file system, a file in the path
+            print(f"rules generate: {path}: {error.strerror or error}", file=sys.stderr)
+            return 1
         print(f"wrote {path}")
     return 0
 

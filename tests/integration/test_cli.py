@@ -112,6 +112,21 @@ def test_simulate_lists_the_messages_too(tmp_path: Path) -> None:
     assert "+15550001111" not in result.stdout
 
 
+def test_rules_commands_say_what_is_wrong_with_a_path_in_one_line(tmp_path: Path) -> None:
+    """A file where a directory should be: one line naming the path, no traceback."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    exported = run("rules", "export", str(a_file))
+    assert exported.returncode == 2
+    assert "not an empty directory" in exported.stderr
+    assert "Traceback" not in exported.stderr
+    generated = run("rules", "generate", str(a_file / "out"))
+    assert generated.returncode == 1
+    assert f"rules generate: {a_file / 'out'}" in generated.stderr
+    assert generated.stderr.rstrip().endswith("Not a directory")
+    assert "Traceback" not in generated.stderr
+
+
 def test_simulate_text_output_for_a_heartbeat() -> None:
     """The Watchdog payload is shown as a heartbeat with no action."""
     result = run("simulate", str(FIXTURES / "11_watchdog_heartbeat.json"))
