@@ -23,7 +23,7 @@ from bridge import review
 from bridge.engine import human_duration
 from bridge.github import render
 from bridge.measures import ACK_EVENTS, priority_in, services_of
-from bridge.model import Incident, TimelineEvent
+from bridge.model import Incident, Priority, TimelineEvent
 from bridge.store.base import SentNotification
 
 LABELS = frozenset({"incident-bridge", review.LABEL})
@@ -118,10 +118,7 @@ def _facts(
     # A reopening at a lower priority resets the incident's priority and breaches: the review
     # is of the whole incident, so it takes the highest priority and every breach its timeline
     # holds.
-    priority = min(
-        [incident.priority, *filter(None, (priority_in(e) for e in events))],
-        key=lambda p: p.rank,
-    )
+    priority = Priority.highest(incident.priority, *filter(None, map(priority_in, events)))
     style = options.styles[priority]
     linked = f"#{incident_issue} ({incident.display_id})" if incident_issue else incident.display_id
     start = incident.earliest_starts_at
