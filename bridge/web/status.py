@@ -49,11 +49,9 @@ async def _page(request: web.Request) -> StatusPage:
             continue
         events = await svc.store.load_events(incident.id, EVENTS_LIMIT)
         # Each episode at the priority it had (a P0 that came back as a P3 was a major outage
-        # on its P0 days); the episodes from the timeline when it still begins with the opening.
-        if any(e.kind in ("opened", "reported") for e in events):
-            stretches[incident.key] = [
-                (e.opened, e.end, e.priority) for e in episodes(incident, events)
-            ]
+        # on its P0 days); from the incident's fields when the tail no longer holds its opening.
+        spans = episodes(incident, events)
+        stretches[incident.key] = [(e.opened, e.end, e.priority) for e in spans]
         if not listed(incident, now):
             continue
         times = [e.at for e in events if e.kind == "reopened"]
