@@ -1258,11 +1258,11 @@ class SqliteStore:
             # A member of a storm that is over (resolved, then firing again while the budget is
             # still spent) joins the active storm: the over one's "storm over" stays true.
             row = conn.execute(
-                "SELECT m.storm_id, s.over_at FROM storm_members m"
-                " JOIN storms s ON s.incident_id = m.storm_id WHERE m.incident_id = ?",
+                "SELECT m.storm_id FROM storm_members m JOIN storms s"
+                " ON s.incident_id = m.storm_id WHERE m.incident_id = ? AND s.over_at IS NULL",
                 (incident_id,),
             ).fetchone()
-            if row is not None and row[1] is None:
+            if row is not None:
                 storm_id = int(row[0])
             else:
                 active = conn.execute(

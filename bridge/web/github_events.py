@@ -33,6 +33,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from bridge.acknowledge import INCIDENT_LABEL
 from bridge.github.observe import IssueObserver, Result
 from bridge.store.base import StoreUnavailable
 from bridge.web.body import BodyError, read_within
@@ -253,7 +254,7 @@ async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> 
     if event.action == "opened":
         return await observer.reported(issue.number, issue.title, author, labels, issue.body)
     acknowledging = isinstance(event, CommentEvent) or event.action in ("assigned", "labeled")
-    if acknowledging and any(label.lower() == "incident" for label in labels):
+    if acknowledging and any(label.lower() == INCIDENT_LABEL for label in labels):
         # GitHub sends an issue's opened, labeled and assigned deliveries at once, handled in
         # any order: a reported issue is adopted before what people did to it is applied, or
         # an assignment handled first would find no incident and be lost (adopted before,
@@ -280,7 +281,7 @@ async def _apply(observer: IssueObserver, event: IssuesEvent | CommentEvent) -> 
         )
     if event.action == "labeled":
         assert event.label is not None  # checked in _handle
-        if event.label.name.lower() == "incident":
+        if event.label.name.lower() == INCIDENT_LABEL:
             return await observer.reported(issue.number, issue.title, author, labels, issue.body)
         return await observer.labelled(
             issue.number, labels, event.label.name, who, who_type=who_type
