@@ -310,26 +310,6 @@ def test_the_same_episode_firing_again_keeps_the_acknowledgement_and_deadlines()
     assert kinds(d) == ["github.comment", "github.sync"]
 
 
-def test_the_same_episode_resumed_higher_names_the_priority_it_rose_from() -> None:
-    """A P2 episode resolved by absence resumes with its alert now classed P0: open as P0, and
-    its reopened event names the P2 it rose from (the notify policy texts what P0 adds)."""
-    inc = step(None, note(alert(priority="P2"), alert("a2", priority="P2"))).incident
-    assert inc is not None
-    ended = T0 + timedelta(minutes=2)
-    gone = step(inc, note(alert("a2", "resolved", ends=ended, priority="P2")), ended).incident
-    assert gone is not None
-    assert gone.state == "resolved"
-    back = T0 + timedelta(minutes=3)
-    d = step(gone, note(alert(priority="P0"), alert("a2", "resolved", priority="P2")), back)
-    assert d.incident is not None
-    assert d.incident.priority is Priority.P0
-    [reopened] = [e for e in d.events if e.kind == "reopened"]
-    assert (reopened.data["episode"], reopened.data["raised_from"]) == ("same", "P2")
-    unraised = step(gone, note(alert(priority="P2"), alert("a2", "resolved", priority="P2")), back)
-    [plain] = [e for e in unraised.events if e.kind == "reopened"]
-    assert "raised_from" not in plain.data
-
-
 def test_a_new_starts_at_after_a_resolution_by_absence_is_a_new_episode() -> None:
     """Alongside a revived alert, one with a new startsAt: a new episode as before — the
     acknowledgement reset, fresh deadlines from now, no breach or round carried over."""
@@ -348,7 +328,9 @@ def test_a_new_starts_at_after_a_resolution_by_absence_is_a_new_episode() -> Non
 
 def test_the_same_episode_firing_again_only_raises_the_priority() -> None:
     """Reclassified higher meanwhile (the rules changed): the priority rises, its deadlines
-    never later than before; a lower classification would leave the priority as it was."""
+    never later than before, and the reopened event names the priority it rose from (the
+    notify policy sends what the new one adds); a lower classification would leave the
+    priority as it was, and an unchanged one names none."""
     inc = step(None, note(alert(priority="P2"), alert("a2", priority="P2"))).incident
     ended = T0 + timedelta(minutes=2)
     inc = step(inc, note(alert("a2", "resolved", ends=ended, priority="P2")), ended).incident
@@ -360,6 +342,12 @@ def test_the_same_episode_firing_again_only_raises_the_priority() -> None:
     assert d.incident.priority == Priority.P0
     assert d.incident.respond_by == back_at + timedelta(minutes=5)
     assert d.incident.resolve_by == min(inc.resolve_by or back_at, back_at + timedelta(hours=1))
+    [reopened] = [e for e in d.events if e.kind == "reopened"]
+    assert (reopened.data["episode"], reopened.data["raised_from"]) == ("same", "P2")
+    same = note(alert(priority="P2"), alert("a2", "resolved", priority="P2"))
+    unraised = step(inc, same, back_at)
+    [plain] = [e for e in unraised.events if e.kind == "reopened"]
+    assert "raised_from" not in plain.data
 
 
 def test_every_resolution_by_alerts_ends_a_silence_pause() -> None:
