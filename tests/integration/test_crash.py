@@ -68,6 +68,15 @@ class BridgeProcess:
         self.process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(self.process.wait(), 10)
 
+    async def sigterm(self, wait: float) -> float:
+        """SIGTERM, and the seconds until the process exited 0 (waiting at most ``wait``)."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(self.process.wait(), wait)
+        assert self.process.returncode == 0
+        return time.monotonic() - started
+
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
@@ -153,12 +162,7 @@ async def test_sigterm_with_github_slow_exits_within_10_seconds(
     await bridge.start()
     assert await bridge.post(current_payload("13_critical_list_service_unavailable.json")) == 200
     await eventually(lambda: github.issues(REPO), "the create is in flight")
-    assert bridge.process is not None
-    started = time.monotonic()
-    bridge.process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(bridge.process.wait(), 15)
-    assert bridge.process.returncode == 0
-    assert time.monotonic() - started < 10
+    assert await bridge.sigterm(15) < 10
     github.clear_faults()
     await bridge.start()
 
@@ -184,11 +188,6 @@ async def test_sigterm_with_github_and_slack_slow_exits_within_10_seconds(
         for name in ("13_critical_list_service_unavailable.json", "01_firing_single.json"):
             assert await bridge.post(current_payload(name)) == 200
         await eventually(lambda: slow_github.hits and slow_slack.hits, "both calls in flight")
-        assert bridge.process is not None
-        started = time.monotonic()
-        bridge.process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(bridge.process.wait(), 20)
-        assert bridge.process.returncode == 0
-        assert time.monotonic() - started < 10
+        assert await bridge.sigterm(20) < 10
     finally:
         await bridge.stop()
